@@ -1,0 +1,7 @@
+"""Entry point for ``python -m dynconf``."""
+
+import sys
+
+from dynconf.cli import main
+
+sys.exit(main())
