@@ -1,0 +1,244 @@
+"""ANN-to-SNN conversion of QCFS networks and their simulation, in bulk or with real early exit.
+
+Conversion (method.md section 6) copies the trained network and swaps every QCFS layer for a
+layer of integrate-and-fire neurons with threshold ``theta = lambda``. Everything else (conv,
+batch norm in eval mode, average pooling, residual additions, the linear head) is linear and
+is applied to theta-weighted spikes as it is. Each IF neuron follows, per time step t:
+
+    v_t   = v_{t-1} + I_t                    (integrate; v_0 = theta / 2)
+    s_t   = theta * [v_t >= theta]           (fire)
+    v_t   = v_t - s_t                        (soft reset: keep the surplus)
+
+The output layer does not spike: its per-step output ``z_t`` is recorded, and the prediction
+at step t is ``argmax(z_1 + ... + z_t)``. The same analog image drives the first layer at every
+step (direct encoding).
+
+Two ways to run the same network, which give the same outputs (tests check it):
+
+* ``simulate`` (multi-step): time is folded into the batch. Every stateless layer processes a
+  chunk of ``steps`` time steps of the whole batch in one call, and each IF layer loops over
+  time only for its cheap elementwise update. The first layer's input is constant over time,
+  so it is computed once per chunk instead of once per step. This is the fast path used to
+  cache full-length runs (per-step outputs and hidden spike counts).
+* ``simulate_early_exit`` (step by step): one step of the whole network at a time; after each
+  step the confidence of every active sample is decoded and the samples that pass the
+  threshold leave the batch (their membrane state is dropped), so fewer samples cost less
+  compute and latency savings become wall-clock savings.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from dynconf.qcfs import QCFS
+
+
+class IFNeurons(nn.Module):
+    """A layer of integrate-and-fire neurons with soft reset (replaces one QCFS layer).
+
+    Before each call the owner sets ``steps`` (time steps in this call) and ``batch`` (samples).
+    Input is ``[steps * batch, ...]`` ordered time-major, or ``[batch, ...]`` for a current that
+    is constant over the ``steps``. Output spikes (theta-weighted) are ``[steps * batch, ...]``.
+    ``last_counts`` holds the spikes each sample emitted at each step of the call,
+    ``[steps, batch]``.
+    """
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.steps = 1
+        self.batch = 0
+        self.v: torch.Tensor | None = None
+        self.last_counts: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.v = None
+        self.last_counts = None
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Drop the state of samples that left the batch (``index``: the ones that stay)."""
+        if self.v is not None:
+            self.v = self.v[index]
+
+    def admit(self, count: int) -> None:
+        """Append ``count`` fresh samples (membrane at theta / 2) to the batch state."""
+        if self.v is not None:
+            fresh = torch.full(
+                (count, *self.v.shape[1:]),
+                0.5 * float(self.threshold),
+                dtype=self.v.dtype,
+                device=self.v.device,
+            )
+            self.v = torch.cat([self.v, fresh])
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        steps, batch = self.steps, self.batch
+        constant = current.shape[0] == batch and steps > 1
+        per_step = current if constant else current.view(steps, batch, *current.shape[1:])
+        theta = self.threshold.to(current.dtype)
+        if self.v is None:
+            self.v = torch.full(
+                per_step.shape[-current.dim() :] if constant else per_step.shape[1:],
+                0.5 * float(theta),
+                dtype=current.dtype,
+                device=current.device,
+            )
+        out = torch.empty((steps, *self.v.shape), dtype=current.dtype, device=current.device)
+        counts = torch.empty((steps, batch), dtype=torch.float32, device=current.device)
+        v = self.v
+        for t in range(steps):
+            v = v + (current if constant else per_step[t])
+            fired = v >= theta
+            spikes = fired.to(current.dtype) * theta
+            v = v - spikes
+            out[t] = spikes
+            counts[t] = fired.flatten(1).sum(1, dtype=torch.float32)
+        self.v = v
+        self.last_counts = counts
+        return out.view(steps * batch, *self.v.shape[1:])
+
+
+@dataclass
+class SimulationResult:
+    outputs: np.ndarray  # [T, N, K] per-step output of the last layer (not accumulated)
+    spikes: np.ndarray  # [T, N] hidden spikes emitted at each step by each sample
+
+
+@dataclass
+class EarlyExitResult:
+    exit_steps: np.ndarray  # [N] 1-based
+    predictions: np.ndarray  # [N]
+    steps_run: int  # network steps executed (batch refills make this less than N * T_max)
+    sample_steps: int  # sum over steps of the active batch size: the compute actually spent
+
+
+class SpikingNetwork(nn.Module):
+    """The IF-neuron version of a trained QCFS network (the input model is left untouched)."""
+
+    def __init__(self, ann: nn.Module):
+        super().__init__()
+        self.net = copy.deepcopy(ann).eval()
+        self.layers: list[IFNeurons] = []
+        self._convert(self.net)
+        if not self.layers:
+            raise ValueError("the network has no QCFS layer to convert into IF neurons")
+        self.neurons: int | None = None  # hidden IF neurons per sample, known after a forward
+
+    def _convert(self, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, QCFS):
+                neuron = IFNeurons(child.threshold.detach().item())
+                setattr(module, name, neuron)
+                self.layers.append(neuron)
+            else:
+                self._convert(child)
+
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.reset()
+
+    def keep(self, index: torch.Tensor) -> None:
+        for layer in self.layers:
+            layer.keep(index)
+
+    def admit(self, count: int) -> None:
+        for layer in self.layers:
+            layer.admit(count)
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, steps: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance every sample of ``x`` by ``steps`` time steps from the current state.
+
+        Returns per-step outputs ``[steps, B, K]`` and hidden spike counts ``[steps, B]``.
+        """
+        batch = x.shape[0]
+        for layer in self.layers:
+            layer.steps, layer.batch = steps, batch
+        out = self.net(x)
+        if out.shape[0] == batch and steps > 1:  # no spiking layer on the path: constant output
+            out = out.unsqueeze(0).expand(steps, *out.shape)
+        out = out.reshape(steps, batch, *out.shape[1:])
+        counts = torch.stack([layer.last_counts for layer in self.layers]).sum(0)
+        if self.neurons is None:
+            self.neurons = sum(int(np.prod(layer.v.shape[1:])) for layer in self.layers)
+        return out, counts
+
+
+@torch.no_grad()
+def simulate(snn: SpikingNetwork, x: torch.Tensor, T: int, chunk: int = 8) -> SimulationResult:
+    """Run a batch for T steps in multi-step chunks; record per-step outputs and spike counts."""
+    snn.reset()
+    outputs, spikes = [], []
+    done = 0
+    while done < T:
+        steps = min(chunk, T - done)
+        out, counts = snn.step(x, steps)
+        outputs.append(out.float().cpu())
+        spikes.append(counts.cpu())
+        done += steps
+    snn.reset()
+    return SimulationResult(torch.cat(outputs).numpy(), torch.cat(spikes).numpy())
+
+
+@torch.no_grad()
+def simulate_early_exit(
+    snn: SpikingNetwork,
+    images: torch.Tensor,
+    T_max: int,
+    threshold: float,
+    kappa: float | None = None,
+    batch_size: int | None = None,
+) -> EarlyExitResult:
+    """Step-by-step simulation with the paper's exit rule; exited samples leave the batch.
+
+    Confidence at step t is ``max softmax(S_t / kappa)`` (kappa defaults to T_max); a sample
+    exits at the first t where it is ``> threshold`` (strict), or at T_max.
+
+    With ``batch_size`` smaller than the number of images, the batch is refilled: each sample
+    that exits frees its slot for the next waiting image (which starts at its own step 1 with
+    a fresh membrane ``theta / 2``), so the network keeps running on full batches and the
+    compute saved by early exits turns into wall-clock time saved.
+    """
+    kappa = float(T_max if kappa is None else kappa)
+    n = images.shape[0]
+    batch_size = n if batch_size is None else max(1, min(batch_size, n))
+    exit_steps = np.full(n, T_max, dtype=np.int64)
+    predictions = np.zeros(n, dtype=np.int64)
+    snn.reset()
+    active = torch.arange(batch_size)  # which image each batch row holds
+    x = images[:batch_size]
+    age = torch.zeros(batch_size, dtype=torch.long)  # steps each row has run
+    total = None
+    next_image = batch_size
+    sample_steps = steps_run = 0
+    while len(active):
+        out, _ = snn.step(x, 1)
+        steps_run += 1
+        sample_steps += len(active)
+        age += 1
+        total = out[0].double() if total is None else total + out[0].double()
+        confidence = torch.softmax(total / kappa, dim=1).amax(1)
+        leaving = (confidence > threshold) | (age >= T_max)
+        if leaving.any():
+            idx = active[leaving].numpy()
+            exit_steps[idx] = age[leaving].numpy()
+            predictions[idx] = total[leaving].argmax(1).cpu().numpy()
+            stay = torch.nonzero(~leaving).flatten()
+            snn.keep(stay.to(x.device))
+            active, x, total, age = active[stay], x[stay], total[stay], age[stay]
+            admit = min(int(leaving.sum()), n - next_image)
+            if admit:
+                new = torch.arange(next_image, next_image + admit)
+                next_image += admit
+                snn.admit(admit)
+                active = torch.cat([active, new])
+                x = torch.cat([x, images[new]])
+                total = torch.cat([total, total.new_zeros((admit, total.shape[1]))])
+                age = torch.cat([age, age.new_zeros(admit)])
+    snn.reset()
+    return EarlyExitResult(exit_steps, predictions, steps_run, sample_steps)

@@ -1,0 +1,283 @@
+"""Train a QCFS network (the ANN that gets converted to an SNN), with resumable checkpoints.
+
+``python -m dynconf train --dataset cifar10 --data-root ../shared/data --arch resnet20
+--levels 4 --epochs 30 --out checkpoints/resnet20``
+
+SGD with Nesterov momentum, a linear warm-up then cosine (or one-cycle) learning rate, standard
+CIFAR augmentation (random crop from a 4-pixel pad, horizontal flip). After every epoch the
+whole training state is written atomically to ``OUT/last.pt``; running the same command again
+resumes from it, so a killed run loses at most one epoch. When training ends, ``OUT/model.pt``
+holds the weights plus the configuration and the final ANN accuracy on calibration and test.
+Checkpoints contain only tensors and plain Python values, so they load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from dynconf.errors import DataError
+
+DEFAULTS = {
+    "epochs": 30,
+    "batch_size": 128,
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.0,
+    "warmup_epochs": 1.0,
+    "schedule": "cosine",
+    "seed": 0,
+}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dataset", required=True, choices=("digits", "cifar10", "imagefolder"))
+    parser.add_argument("--data-root", default=None, help="dataset root (else $DYNCONF_DATA)")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="let torchvision download CIFAR-10 into --data-root (off by default)",
+    )
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--levels", type=int, default=4, help="QCFS quantisation levels L")
+    parser.add_argument("--out", required=True, help="checkpoint directory (resumed if present)")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
+    parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
+    parser.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"])
+    parser.add_argument("--warmup-epochs", type=float, default=DEFAULTS["warmup_epochs"])
+    parser.add_argument("--schedule", choices=("cosine", "onecycle"), default=DEFAULTS["schedule"])
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: all cores)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def learning_rate(
+    step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str
+) -> float:
+    """Linear warm-up to ``peak``, then cosine (to 0) or one-cycle (linear to peak/1000)."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    if schedule == "cosine":
+        return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+    return peak * (1.0 - progress * (1.0 - 1e-3))
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temp file, fsync, then rename: a kill never leaves half a checkpoint."""
+    import torch
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a dynconf checkpoint safely (weights_only) and check what it must hold."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"checkpoint {path} cannot be loaded safely: {exc}") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise DataError(
+            f"checkpoint {path} is not a dynconf checkpoint (needs 'model' and 'config')"
+        )
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict):
+    """Rebuild the QCFS network described by a checkpoint and load its weights."""
+    from dynconf.qcfs import build_model
+
+    cfg = ckpt["config"]
+    model = build_model(cfg["arch"], cfg["levels"], cfg["num_classes"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise DataError(f"checkpoint weights do not fit {cfg['arch']}: {exc}") from exc
+    return model.eval()
+
+
+def evaluate_ann(model, split, batch_size: int = 500) -> float:
+    """Top-1 accuracy of the (quantised) ANN on a split."""
+    import torch
+
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y, _ in split.batches(batch_size):
+            correct += (
+                (model(x.contiguous(memory_format=torch.channels_last)).argmax(1) == y).sum().item()
+            )
+    return correct / len(split)
+
+
+def train(args) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from dynconf.data import load_dataset
+    from dynconf.qcfs import build_model
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, args.data_root, seed=args.seed, download=args.download)
+    train_split = data.splits["train"]
+    config = {
+        "arch": args.arch,
+        "levels": args.levels,
+        "dataset": args.dataset,
+        "num_classes": len(data.classes),
+        "classes": data.classes,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+        "label_smoothing": args.label_smoothing,
+        "warmup_epochs": args.warmup_epochs,
+        "schedule": args.schedule,
+        "seed": args.seed,
+        "train_size": len(train_split),
+        "id_scheme": data.id_scheme,
+        "calibration_ids": data.splits["calibration"].ids.tolist()
+        if "calibration" in data.splits
+        else [],
+    }
+    torch.manual_seed(args.seed)
+    model = build_model(args.arch, args.levels, len(data.classes))
+    model = model.to(memory_format=torch.channels_last)
+    # Thresholds (lambda) and BN/bias parameters are not weight-decayed.
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=args.lr,
+        momentum=args.momentum,
+        nesterov=True,
+    )
+    state = {"epoch": 0, "history": [], "wall_time_s": 0.0}
+    last = out / "last.pt"
+    if last.exists():
+        ckpt = load_checkpoint(last)
+        if ckpt["config"]["arch"] != args.arch or ckpt["config"]["levels"] != args.levels:
+            raise DataError(f"{last} was trained with another arch/levels; use a new --out")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = {
+            "epoch": ckpt["epoch"],
+            "history": json.loads(ckpt["history"]),
+            "wall_time_s": float(ckpt["wall_time_s"]),
+        }
+        print(f"resuming from {last} after epoch {state['epoch']}", file=sys.stderr)
+
+    steps_per_epoch = math.ceil(len(train_split) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    warmup_steps = int(args.warmup_epochs * steps_per_epoch)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    for epoch in range(state["epoch"], args.epochs):
+        started = time.time()
+        model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        batches = train_split.batches(
+            args.batch_size,
+            shuffle=True,
+            augment=args.dataset != "digits",
+            seed=args.seed * 1000 + epoch,
+        )
+        bar = tqdm(
+            batches,
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{args.epochs}",
+            disable=args.no_progress,
+            file=sys.stderr,
+            mininterval=2.0,
+        )
+        for i, (x, y, _) in enumerate(bar):
+            lr = learning_rate(
+                epoch * steps_per_epoch + i, total_steps, warmup_steps, args.lr, args.schedule
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.item() * len(y)
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.4f}"
+            )
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "seconds": time.time() - started,
+        }
+        if "calibration" in data.splits:
+            record["calibration_accuracy"] = evaluate_ann(model, data.splits["calibration"])
+        state["history"].append(record)
+        state["wall_time_s"] += time.time() - started
+        state["epoch"] = epoch + 1
+        print(json.dumps(record), file=sys.stderr, flush=True)
+        save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "config": config,
+                "history": json.dumps(state["history"]),
+                "wall_time_s": state["wall_time_s"],
+            },
+            last,
+        )
+
+    result = {
+        "checkpoint": str(out / "model.pt"),
+        "epochs": state["epoch"],
+        "train_wall_time_s": round(state["wall_time_s"], 1),
+    }
+    for name in ("calibration", "test"):
+        if name in data.splits:
+            result[f"ann_{name}_accuracy"] = evaluate_ann(model, data.splits[name])
+    save_atomic(
+        {
+            "model": model.state_dict(),
+            "config": config,
+            "history": json.dumps(state["history"]),
+            "result": json.dumps(result),
+            "command": " ".join(["python", "-m", "dynconf", *sys.argv[1:]]),
+        },
+        out / "model.pt",
+    )
+    return result
+
+
+def run_command(args) -> dict:
+    return train(args)
