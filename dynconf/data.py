@@ -10,7 +10,8 @@ ImageFolder trees (an ImageNet validation folder) are streamed through a DataLoa
 
 Nothing here downloads anything unless the caller passes ``download=True``.
 Sample ids are indices into the source split in ImageFolder order (classes sorted, files
-sorted), so a run's ``ids`` array points back at the exact image file.
+sorted), so a run's ``ids`` array points back at the exact image file. torch is imported only
+by the functions that make tensors, so the dashboard can map ids to files without it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from dynconf.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -52,6 +56,8 @@ class ArraySplit:
         self, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
         """Yield (normalised float NCHW images, labels, positions in this split)."""
+        import torch
+
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
@@ -67,6 +73,8 @@ class ArraySplit:
 
 def _crop_and_flip(x: torch.Tensor, rng: np.random.Generator, pad: int = 4) -> torch.Tensor:
     """Standard CIFAR augmentation: random crop from a zero-padded image, random h-flip."""
+    import torch
+
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = rng.integers(0, 2 * pad + 1, n)
@@ -294,6 +302,8 @@ class StreamedSplit:
         return len(self.labels)
 
     def batches(self, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 0):
+        import torch
+
         loader = torch.utils.data.DataLoader(
             self.dataset,
             batch_size=batch_size,

@@ -144,6 +144,7 @@ def simulate_checkpoint(args) -> dict:
     work = out.parent / f".{out.name}.partial"
     work.mkdir(parents=True, exist_ok=True)
     plan = {s: subset(len(data.splits[s]), args.limit) for s in splits}
+    _claim_work_folder(work, args, plan)
     total = sum(len(p) for p in plan.values())
     progress_path = Path(args.progress_file) if args.progress_file else None
     done = 0
@@ -262,6 +263,37 @@ def simulate_checkpoint(args) -> dict:
         "snn_accuracy_by_T": snn_by_T,
         "wall_time_s": meta["created"]["wall_time_s"],
     }
+
+
+def _claim_work_folder(work: Path, args, plan: dict) -> None:
+    """Record what the partial results in ``work`` are, and refuse to mix in other ones.
+
+    Batches are resumed by file name, so a folder left by a run with another checkpoint,
+    T, sample plan or batch size would silently splice foreign results into this run.
+    """
+    checkpoint = Path(args.checkpoint)
+    settings = {
+        "checkpoint_bytes": checkpoint.stat().st_size,
+        "checkpoint_mtime_ns": checkpoint.stat().st_mtime_ns,
+        "dataset": args.dataset,
+        "T": args.T,
+        "chunk": args.chunk,
+        "batch_size": args.batch_size,
+        "plan": {name: positions.tolist() for name, positions in plan.items()},
+    }
+    record = work / "settings.json"
+    if record.exists():
+        try:
+            previous = json.loads(record.read_text())
+        except ValueError:
+            previous = None
+        if previous != settings:
+            raise DataError(
+                f"{work} holds partial results of a simulation with other settings; "
+                "delete it or rerun that simulation's exact command"
+            )
+    else:
+        _write_json_atomic(record, settings)
 
 
 def _gather(split, positions: np.ndarray):

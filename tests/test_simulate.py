@@ -133,3 +133,13 @@ def test_killed_simulation_resumes_and_matches_an_uninterrupted_one(digits_check
         )
         np.testing.assert_array_equal(a.split(split).ids, b.split(split).ids)
     assert not work.exists()
+
+
+def test_partial_results_of_other_settings_are_never_spliced_in(digits_checkpoint, tmp_path):
+    out = tmp_path / "run"
+    work = tmp_path / ".run.partial"
+    work.mkdir()
+    (work / "settings.json").write_text('{"T": 999}')
+    done = subprocess.run(simulate_cli(digits_checkpoint, out), capture_output=True, text=True)
+    assert done.returncode != 0 and "other settings" in done.stderr
+    assert not out.exists()

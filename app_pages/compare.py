@@ -1,0 +1,51 @@
+"""Compare: runs and decoders on one accuracy-latency plane, latency at matched accuracy."""
+
+import streamlit as st
+
+import ui
+from dynconf import export, figures
+from dynconf.confidence import DECODERS, USES_KAPPA
+from dynconf.errors import DynconfError
+
+ctx = ui.context()
+st.title("Compare runs and decoders")
+ok = [item for item in ui.run_listing() if item.ok]
+names = [item.name for item in ok]
+by_name = {item.name: item for item in ok}
+c1, c2 = st.columns(2)
+chosen = c1.multiselect("Runs", names, default=[ctx.listing.name], key="cmp_runs")
+decoders = c2.multiselect("Decoders", list(DECODERS), default=[ctx.decoder], key="cmp_decoders")
+drops = st.multiselect(
+    "Matched accuracy: baseline at T_max minus (points)",
+    [0.0, 0.1, 0.25, 0.5, 1.0, 2.0],
+    default=[0.0, 0.5, 1.0],
+    key="cmp_drops",
+)
+if not chosen or not decoders:
+    st.info("Pick at least one run and one decoder.")
+    st.stop()
+
+entries = []
+for name in chosen:
+    run = ui.get_run(by_name[name].path)
+    split = ctx.split if ctx.split in run.split_names else export.default_split(run)
+    for dec in decoders:
+        # The sidebar's kappa applies to the current run; other runs use their own T_max.
+        kappa = ctx.kappa if (name == ctx.listing.name and dec in USES_KAPPA) else None
+        try:
+            an = ui.get_analysis(by_name[name].path, split, dec, kappa)
+        except DynconfError as exc:  # e.g. a top-k run cannot feed every decoder
+            st.warning(f"{name} · {dec} left out: {exc}")
+            continue
+        entries.append(figures.CompareEntry(f"{name}/{split} · {dec}", an.baseline, an.sweep))
+if not entries:
+    st.stop()
+
+ui.show_chart(figures.compare(entries), key="compare-plane")
+st.subheader("Latency at matched accuracy")
+st.caption(
+    "For each entry, the lowest mean latency of Dynamic Confidence (over the threshold sweep) "
+    "that reaches its own full-length baseline accuracy minus the given points, next to the "
+    "fixed T the baseline needs for the same accuracy."
+)
+st.dataframe(figures.compare_table(entries, [d / 100 for d in sorted(drops)]), hide_index=True)

@@ -1,0 +1,97 @@
+"""Samples: one input's confidence and class probabilities over time, and its image."""
+
+import numpy as np
+import streamlit as st
+
+import ui
+from dynconf import figures
+
+ctx = ui.context()
+an = ctx.analysis
+dec, data = an.decoded, an.data
+res = an.evaluate(ctx.threshold)
+N, T = dec.N, ctx.run.T_max
+ids = None if data.ids is None else np.asarray(data.ids)
+
+st.title("Samples")
+ss = st.session_state
+# A click on a chart (here or in the explorer) picks a sample; so does the URL.
+if "picked_sample" in ss:
+    ss["sample_pos"] = ss.pop("picked_sample")
+elif "sample_pos" not in ss:
+    try:
+        ss["sample_pos"] = int(st.query_params.get("sample", 0))
+    except ValueError:
+        ss["sample_pos"] = 0
+if not 0 <= ss["sample_pos"] < N:
+    ss["sample_pos"] = 0
+
+c1, c2 = st.columns([1, 2])
+pos = c1.number_input(
+    f"Sample (position 0..{N - 1} in '{ctx.split}')",
+    min_value=0,
+    max_value=N - 1,
+    step=1,
+    key="sample_pos",
+)
+wrong = np.flatnonzero(~res.correct)
+late = np.flatnonzero(res.exit_steps == T)
+c2.caption(
+    f"{len(wrong):,} samples are wrong at their exit step and {len(late):,} never pass the "
+    f"threshold (they run all {T} steps). Click a point in the chart below to pick one."
+)
+st.query_params["sample"] = str(pos)
+
+sid = int(ids[pos]) if ids is not None else None
+label = int(data.labels[pos])
+step = int(res.exit_steps[pos])
+answer = int(res.predictions[pos])
+names = ctx.run.classes
+m = st.columns(5)
+m[0].metric("Sample id", "n/a" if sid is None else sid)
+m[1].metric("Label", names[label])
+m[2].metric(
+    "Answer at exit",
+    names[answer],
+    delta="correct" if res.correct[pos] else "wrong",
+    delta_color="normal" if res.correct[pos] else "inverse",
+)
+m[3].metric("Exit step", f"{step} of {T}")
+m[4].metric("Confidence at exit", f"{dec.confidence[step - 1, pos]:.4f}")
+
+left, right = st.columns([2, 1])
+with left:
+    ui.show_chart(
+        figures.sample_confidence(
+            dec.confidence[:, pos],
+            ctx.threshold,
+            step,
+            correct=dec.correct[:, pos],
+            title=f"Confidence over time ({ctx.decoder})",
+        ),
+        key="sample-confidence",
+    )
+with right:
+    image, source = ui.sample_image(ctx.run, ctx.split, sid)
+    if image is None:
+        st.info(f"Image unavailable: {source}.")
+    else:
+        ui.show_chart(figures.sample_image(image, f"id {sid} ({names[label]})"), key="sample-image")
+        st.caption(source)
+
+if data.outputs is not None:
+    probs = figures.class_probabilities(np.asarray(data.outputs[:, pos, :]), ctx.decoder, dec.kappa)
+    ui.show_chart(figures.sample_probabilities(probs, names, label), key="sample-probs")
+else:
+    st.info("Class probabilities need the full per-step outputs; this run stores top-k only.")
+
+event = ui.show_chart(
+    figures.exit_scatter(res, data.labels, data.ids, names, title="Pick a sample"),
+    key="samples-scatter",
+    on_select="rerun",
+    selection_mode="points",
+)
+clicked = ui.clicked_position(event, "samples")
+if clicked is not None and clicked != pos:
+    ss["picked_sample"] = clicked
+    st.rerun()

@@ -1,0 +1,97 @@
+"""Threshold selection: choose C on a calibration split's Pareto front, report it on test."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from dynconf import export, figures
+
+ctx = ui.context()
+st.title("Threshold selection")
+st.caption(
+    "Sweep C on calibration data, keep the non-dominated (latency, accuracy) points, pick the "
+    "fastest C whose calibration accuracy is within the tolerance of the full-length baseline, "
+    "then report that C on the evaluation split, which took no part in the choice."
+)
+others = [s for s in ctx.run.split_names if s != ctx.split]
+if not others:
+    st.warning(
+        f"Run {ctx.run.name} has only the '{ctx.split}' split, so there is nothing to calibrate "
+        "on. Simulate a calibration split (Runs page) or pick another split in the sidebar."
+    )
+    st.stop()
+default = export.calibration_split(ctx.run, ctx.split) or others[0]
+c1, c2 = st.columns(2)
+cal = c1.selectbox("Calibration split", others, index=others.index(default), key="sel_cal")
+tol = c2.number_input(
+    "Tolerance (accuracy points below the baseline)",
+    min_value=0.0,
+    max_value=10.0,
+    value=0.0,
+    step=0.1,
+    format="%.2f",
+    key="sel_tol",
+    help="0 means: no accuracy loss against running all T_max steps, on calibration data.",
+)
+if cal == "test" or ctx.split != "test":
+    st.warning(
+        f"Calibrating on '{cal}' and evaluating on '{ctx.split}': make sure the "
+        "evaluation split played no part in choosing C."
+    )
+
+sel = ui.get_selection(ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tol / 100.0)
+lo, hi = sel.band
+m = st.columns(4)
+m[0].metric("Chosen threshold C", f"{sel.threshold:.4g}")
+m[1].metric(
+    f"On {cal}",
+    ui.pct(sel.calibration.accuracy),
+    delta=f"{sel.calibration.mean_latency:.2f} steps",
+    delta_color="off",
+)
+m[2].metric(
+    f"On {ctx.split}",
+    ui.pct(sel.test.accuracy),
+    delta=f"{100 * (sel.test.accuracy - sel.test.baseline_accuracy):+.2f} pp vs T_max",
+)
+m[3].metric(
+    f"Mean latency on {ctx.split}",
+    f"{sel.test.mean_latency:.2f} steps",
+    delta=f"-{100 * sel.test.latency_reduction:.1f} %",
+    delta_color="inverse",
+)
+st.markdown(
+    f"**Robust band:** every C in **[{lo:.4g}, {hi:.4g}]** stays on or near the calibration "
+    "front: the choice does not hinge on one exact value."
+)
+st.button(
+    f"Use C = {sel.threshold:.4g} everywhere",
+    on_click=ui.set_threshold,
+    args=(sel.threshold,),
+    icon=":material/check:",
+    key="sel_use",
+)
+ui.show_chart(
+    figures.pareto_selection(sel, baseline_accuracy=sel.calibration.baseline_accuracy),
+    key="selection-front",
+)
+ui.show_chart(
+    figures.threshold_response(
+        sel.sweep,
+        sel.calibration,
+        band=sel.band,
+        title=f"Accuracy and latency vs threshold on {cal}",
+    ),
+    key="selection-band",
+)
+sw = sel.sweep
+front = pd.DataFrame(
+    {
+        "threshold": sw.thresholds,
+        "accuracy (%)": 100 * sw.accuracy,
+        "mean latency": sw.mean_latency,
+        "on front": sw.on_front,
+    }
+)
+with st.expander("Calibration sweep (all thresholds)"):
+    st.dataframe(front, hide_index=True)
