@@ -37,7 +37,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="run directory to create")
     parser.add_argument("--name", default=None, help="run name (default: the folder name)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk", type=int, default=8, help="time steps per multi-step call")
+    parser.add_argument("--chunk", type=int, default=4, help="time steps per multi-step call")
     parser.add_argument(
         "--limit",
         type=int,
@@ -231,6 +231,10 @@ def simulate_checkpoint(args) -> dict:
         "created": {
             "command": " ".join(["python", "-m", "dynconf", "simulate", *_cli_args(args)]),
             "training_command": ckpt.get("command"),
+            # a model fine-tuned with `train --init` was made by two commands, oldest first
+            "training_commands": [
+                c for c in ((config.get("init") or {}).get("command"), ckpt.get("command")) if c
+            ],
             "seed": config.get("seed", 0),
             "code_version": code_version(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -6,7 +6,10 @@
 SGD with Nesterov momentum, a linear warm-up then cosine (or one-cycle) learning rate, standard
 CIFAR augmentation (random crop from a 4-pixel pad, horizontal flip). After every epoch the
 whole training state is written atomically to ``OUT/last.pt``; running the same command again
-resumes from it, so a killed run loses at most one epoch. When training ends, ``OUT/model.pt``
+resumes from it, so a killed run loses at most one epoch. ``--init CKPT`` starts a new schedule
+from the weights of a finished checkpoint (a warm restart: a short model is trained longer without
+repeating its epochs); it must hold out the same calibration images, so none leak into training.
+When training ends, ``OUT/model.pt``
 holds the weights plus the configuration and the final ANN accuracy on calibration and test.
 Checkpoints contain only tensors and plain Python values, so they load with
 ``torch.load(weights_only=True)``.
@@ -47,6 +50,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--arch", required=True)
     parser.add_argument("--levels", type=int, default=4, help="QCFS quantisation levels L")
     parser.add_argument("--out", required=True, help="checkpoint directory (resumed if present)")
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="start from the weights of this finished checkpoint (new optimizer and schedule)",
+    )
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
@@ -117,6 +125,25 @@ def model_from_checkpoint(ckpt: dict):
     return model.eval()
 
 
+def check_init_compatible(init_config: dict, config: dict, path) -> None:
+    """Refuse to fine-tune from weights of another network or another calibration hold-out.
+
+    A different hold-out would mean some calibration images were seen in training, which makes
+    the calibration split useless for choosing a threshold.
+    """
+    for key in ("arch", "levels", "num_classes", "dataset", "id_scheme"):
+        if init_config.get(key) != config.get(key):
+            raise DataError(
+                f"--init {path}: its {key} is {init_config.get(key)!r}, "
+                f"this run's is {config.get(key)!r}"
+            )
+    if list(init_config.get("calibration_ids", [])) != list(config["calibration_ids"]):
+        raise DataError(
+            f"--init {path} held out other calibration images (another --seed?): "
+            "fine-tuning would train on this run's calibration split"
+        )
+
+
 def evaluate_ann(model, split, batch_size: int = 500) -> float:
     """Top-1 accuracy of the (quantised) ANN on a split."""
     import torch
@@ -181,6 +208,15 @@ def train(args) -> dict:
     )
     state = {"epoch": 0, "history": [], "wall_time_s": 0.0}
     last = out / "last.pt"
+    if args.init:
+        init = load_checkpoint(args.init)
+        check_init_compatible(init["config"], config, args.init)
+        model.load_state_dict(init["model"])
+        config["init"] = {
+            "checkpoint": str(args.init),
+            "command": init.get("command", ""),
+            "epochs": len(json.loads(init.get("history", "[]"))),
+        }
     if last.exists():
         ckpt = load_checkpoint(last)
         if ckpt["config"]["arch"] != args.arch or ckpt["config"]["levels"] != args.levels:

@@ -17,6 +17,7 @@ def train_args(out, **overrides):
         arch="digits_cnn",
         levels=4,
         out=str(out),
+        init=None,
         epochs=12,
         batch_size=64,
         lr=0.05,

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dynconf.errors import DataError
-from dynconf.train import learning_rate, load_checkpoint, model_from_checkpoint
+from dynconf.train import learning_rate, load_checkpoint, model_from_checkpoint, train
+from tests.snn_fixtures import train_args
 
 
 def test_learning_rate_schedules():
@@ -101,3 +102,26 @@ def test_training_resumes_after_a_kill(tmp_path):
     history = json.loads(torch.load(out / "model.pt", weights_only=True)["history"])
     assert [h["epoch"] for h in history] == list(range(1, 31))
     assert result["ann_test_accuracy"] > 0.85
+
+
+def test_init_continues_from_the_given_weights(digits_checkpoint, tmp_path):
+    started = json.loads(torch.load(digits_checkpoint, weights_only=True)["result"])
+    # a learning rate of ~0 keeps the weights: the result must be the initial model's accuracy,
+    # where one epoch from random weights would be near chance
+    tuned = train(train_args(tmp_path / "ft", init=str(digits_checkpoint), epochs=1, lr=1e-9))
+    assert tuned["ann_test_accuracy"] == pytest.approx(started["ann_test_accuracy"], abs=0.03)
+    scratch = train(train_args(tmp_path / "scratch", epochs=1, lr=1e-9))
+    assert scratch["ann_test_accuracy"] < 0.5
+    config = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)["config"]
+    assert config["init"]["checkpoint"] == str(digits_checkpoint)
+    assert config["init"]["epochs"] == 12
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [({"levels": 3}, "its levels is 4"), ({"seed": 1}, "held out other calibration images")],
+)
+def test_init_refuses_another_network_or_hold_out(digits_checkpoint, tmp_path, override, message):
+    args = train_args(tmp_path / "ft", init=str(digits_checkpoint), epochs=1, **override)
+    with pytest.raises(DataError, match=message):
+        train(args)
