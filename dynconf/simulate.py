@@ -340,6 +340,11 @@ def _cli_args(args) -> list[str]:
         args.splits,
         "--out",
         str(args.out),
+        # batch and chunk change the order of float sums, so exact reruns need them too
+        "--batch-size",
+        str(args.batch_size),
+        "--chunk",
+        str(args.chunk),
     ]
     if args.data_root:
         words += ["--data-root", str(args.data_root)]
