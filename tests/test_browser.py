@@ -91,35 +91,16 @@ def metric_value(page, label: str):
     return box.locator('[data-testid="stMetricValue"]')
 
 
-def test_explorer_in_a_real_browser(server, browser, tmp_path):
-    from PIL import Image
+def move_slider(page, expected, count: int):
+    """Press ArrowRight on the threshold slider ``count`` times; after each press wait until the
+    metrics show the library's values for the new threshold, then until the rerun is over.
 
-    from dynconf import metrics
-    from dynconf.confidence import decode
-    from dynconf.runs import load_run
-
-    run = load_run(server["runs"] / "synth")
-    sp = run.split("test")
-    dec = decode(sp, "paper")
-
-    def expected(c: float):
-        return metrics.evaluate(dec, c, spikes=sp.spikes, neurons=run.meta["neurons"])
-
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    t0 = time.perf_counter()
-    # A deep link straight to a page, as a shared URL would be, on the server's first run.
-    page.goto(f"{server['url']}/explorer?run=synth&split=test&decoder=paper&threshold=0.5")
-    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=60_000)
-    first_content = time.perf_counter() - t0
-    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
-    first_chart = time.perf_counter() - t0
-    latency = metric_value(page, "Mean latency")
-    playwright_api.expect(latency).to_have_text(f"{expected(0.5).mean_latency:.2f} steps")
-
+    Returns (seconds to new metrics, seconds to rerun finished, final threshold).
+    """
     thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
     number = page.get_by_label("Exact threshold")
     moves, settled = [], []
-    for _ in range(5):
+    for _ in range(count):
         before = float(number.input_value())
         now = round(before + 0.005, 6)
         res = expected(now)
@@ -151,6 +132,35 @@ def test_explorer_in_a_real_browser(server, browser, tmp_path):
         playwright_api.expect(metric_value(page, "Accuracy")).to_have_text(
             f"{100 * res.accuracy:.2f} %"
         )
+    return moves, settled, now
+
+
+def test_explorer_in_a_real_browser(server, browser, tmp_path):
+    from PIL import Image
+
+    from dynconf import metrics
+    from dynconf.confidence import decode
+    from dynconf.runs import load_run
+
+    run = load_run(server["runs"] / "synth")
+    sp = run.split("test")
+    dec = decode(sp, "paper")
+
+    def expected(c: float):
+        return metrics.evaluate(dec, c, spikes=sp.spikes, neurons=run.meta["neurons"])
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    t0 = time.perf_counter()
+    # A deep link straight to a page, as a shared URL would be, on the server's first run.
+    page.goto(f"{server['url']}/explorer?run=synth&split=test&decoder=paper&threshold=0.5")
+    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=60_000)
+    first_content = time.perf_counter() - t0
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    first_chart = time.perf_counter() - t0
+    latency = metric_value(page, "Mean latency")
+    playwright_api.expect(latency).to_have_text(f"{expected(0.5).mean_latency:.2f} steps")
+
+    moves, settled, now = move_slider(page, expected, 5)
     assert f"threshold={now:.6g}" in page.url  # the URL follows the slider
 
     # Download the accuracy-latency chart as PNG (rendered by kaleido in the server).
@@ -189,6 +199,31 @@ def test_explorer_in_a_real_browser(server, browser, tmp_path):
         p.name for p in sorted(server["runs"].iterdir()) if p.name not in ("synth", "broken")
     ]
     name = "cifar10_resnet20" if "cifar10_resnet20" in shipped else (shipped or ["synth"])[0]
+    shipped_timings = {}
+    if name != "synth":
+        # the same measurements on the real run (CIFAR-10: 10,000 test samples x 64 steps)
+        ship = load_run(server["runs"] / name)
+        ship_split = ship.split("test")
+        ship_dec = decode(ship_split, "paper")
+
+        def ship_expected(c: float):
+            return metrics.evaluate(
+                ship_dec, c, spikes=ship_split.spikes, neurons=ship.meta.get("neurons")
+            )
+
+        t4 = time.perf_counter()
+        page.goto(f"{server['url']}/explorer?run={name}&split=test&decoder=paper&threshold=0.5")
+        page.locator(".js-plotly-plot .main-svg").nth(2).wait_for(timeout=60_000)
+        shipped_timings["shipped_page_open_to_three_charts_s"] = round(time.perf_counter() - t4, 2)
+        playwright_api.expect(metric_value(page, "Mean latency")).to_have_text(
+            f"{ship_expected(0.5).mean_latency:.2f} steps"
+        )
+        ship_moves, ship_settled, _ = move_slider(page, ship_expected, 3)
+        shipped_timings |= {
+            "shipped_run": f"{name} (test split, {ship_split.N} samples, T_max {ship.T_max})",
+            "shipped_slider_move_to_new_metrics_s": [round(m, 3) for m in ship_moves],
+            "shipped_slider_move_to_run_finished_s": [round(m, 3) for m in ship_settled],
+        }
     page.goto(f"{server['url']}/explorer?run={name}")
     page.locator(".js-plotly-plot .main-svg").nth(2).wait_for(timeout=60_000)
     page.wait_for_timeout(1500)  # let Plotly finish its transitions
@@ -204,6 +239,7 @@ def test_explorer_in_a_real_browser(server, browser, tmp_path):
         "first_png_download_s": round(png_time, 2),
         "figure_pack_zip_s": round(pack_time, 2),
         "screenshot_run": name,
+        **shipped_timings,
     }
     print("\nbrowser timings:", json.dumps(timings))
     if os.environ.get("DYNCONF_TIMINGS"):
