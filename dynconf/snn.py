@@ -65,6 +65,11 @@ class IFNeurons(nn.Module):
         if self.v is not None:
             self.v = self.v[index]
 
+    def refill(self, rows: torch.Tensor) -> None:
+        """Give ``rows`` of the batch to new samples: their membrane restarts at theta / 2."""
+        if self.v is not None:
+            self.v[rows] = 0.5 * float(self.threshold)
+
     def admit(self, count: int) -> None:
         """Append ``count`` fresh samples (membrane at theta / 2) to the batch state."""
         if self.v is not None:
@@ -105,18 +110,17 @@ class IFNeurons(nn.Module):
         )
         out_steps = out.view(steps, batch, *sample_shape)
         counts = torch.empty((steps, batch), dtype=torch.float32, device=current.device)
-        fired = torch.empty_like(self.v, dtype=torch.bool)
-        sample_dims = tuple(range(1, fired.dim()))
+        sample_dims = tuple(range(1, current.dim()))
         # In-place updates writing straight into the output: this loop is memory-bound, and
-        # every temporary tensor would be another pass over the membrane state.
+        # every temporary tensor (or bool-to-float conversion) is another pass over the state.
         v = self.v
         for t in range(steps):
             v.add_(current if constant else per_step[t])
-            torch.ge(v, theta, out=fired)
             spikes = out_steps[t]
-            torch.mul(fired, theta, out=spikes)
+            torch.ge(v, theta, out=spikes)  # 1.0 where the neuron fires, else 0.0
+            torch.sum(spikes, dim=sample_dims, out=counts[t])
+            spikes.mul_(theta)
             v.sub_(spikes)
-            torch.sum(fired, dim=sample_dims, dtype=torch.float32, out=counts[t])
         self.last_counts = counts
         return out
 
@@ -168,6 +172,10 @@ class SpikingNetwork(nn.Module):
     def admit(self, count: int) -> None:
         for layer in self.layers:
             layer.admit(count)
+
+    def refill(self, rows: torch.Tensor) -> None:
+        for layer in self.layers:
+            layer.refill(rows)
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, steps: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,7 +245,7 @@ def simulate_early_exit(
     predictions = np.zeros(n, dtype=np.int64)
     snn.reset()
     active = torch.arange(batch_size)  # which image each batch row holds
-    x = images[:batch_size]
+    x = images[:batch_size].clone()  # rows are overwritten by refills
     age = torch.zeros(batch_size, dtype=torch.long)  # steps each row has run
     total = None
     next_image = batch_size
@@ -248,23 +256,27 @@ def simulate_early_exit(
         sample_steps += len(active)
         age += 1
         total = out[0].double() if total is None else total + out[0].double()
-        confidence = torch.softmax(total / kappa, dim=1).amax(1)
+        confidence = torch.softmax(total / kappa, dim=1).amax(1).cpu()  # bookkeeping on CPU
         leaving = (confidence > threshold) | (age >= T_max)
         if leaving.any():
-            idx = active[leaving].numpy()
-            exit_steps[idx] = age[leaving].numpy()
-            predictions[idx] = total[leaving].argmax(1).cpu().numpy()
-            stay = torch.nonzero(~leaving).flatten()
-            snn.keep(stay.to(x.device))
-            active, x, total, age = active[stay], x[stay], total[stay], age[stay]
-            admit = min(int(leaving.sum()), n - next_image)
-            if admit:
-                new = torch.arange(next_image, next_image + admit)
-                next_image += admit
-                snn.admit(admit)
-                active = torch.cat([active, new])
-                x = torch.cat([x, images[new]])
-                total = torch.cat([total, total.new_zeros((admit, total.shape[1]))])
-                age = torch.cat([age, age.new_zeros(admit)])
+            rows = torch.nonzero(leaving).flatten()
+            idx = active[rows].numpy()
+            exit_steps[idx] = age[rows].numpy()
+            predictions[idx] = total[rows].argmax(1).cpu().numpy()
+            # Waiting images take the freed rows in place (no copy of the network state);
+            # only once the stream runs dry does the batch shrink.
+            fresh = min(len(rows), n - next_image)
+            if fresh:
+                slots, new = rows[:fresh], torch.arange(next_image, next_image + fresh)
+                next_image += fresh
+                snn.refill(slots.to(x.device))
+                active[slots], x[slots] = new, images[new]
+                total[slots], age[slots] = 0.0, 0
+            if fresh < len(rows):
+                stay = torch.ones(len(active), dtype=torch.bool)
+                stay[rows[fresh:]] = False
+                stay = torch.nonzero(stay).flatten()
+                snn.keep(stay.to(x.device))
+                active, x, total, age = active[stay], x[stay], total[stay], age[stay]
     snn.reset()
     return EarlyExitResult(exit_steps, predictions, steps_run, sample_steps)

@@ -9,8 +9,8 @@ whole training state is written atomically to ``OUT/last.pt``; running the same 
 resumes from it, so a killed run loses at most one epoch. ``--init CKPT`` starts a new schedule
 from the weights of a finished checkpoint (a warm restart: a short model is trained longer without
 repeating its epochs); it must hold out the same calibration images, so none leak into training.
-When training ends, ``OUT/model.pt``
-holds the weights plus the configuration and the final ANN accuracy on calibration and test.
+When training ends, ``OUT/model.pt`` holds the weights plus the configuration and the final ANN
+accuracy on calibration and test.
 Checkpoints contain only tensors and plain Python values, so they load with
 ``torch.load(weights_only=True)``.
 """
