@@ -300,6 +300,7 @@ def cmd_select(args) -> tuple[dict, str]:
         lat_slack=args.lat_slack,
         test_spikes=run.split(args.eval_split).spikes,
         neurons=run.meta.get("neurons"),
+        cal_spikes=run.split(args.calibration_split).spikes,
     )
     out = {
         "run": str(run.path),

@@ -482,6 +482,7 @@ def select_threshold(
     lat_slack: float = LAT_SLACK,
     test_spikes=None,
     neurons=None,
+    cal_spikes=None,
 ) -> Selection:
     """Lowest-latency swept threshold whose calibration accuracy >= calibration baseline at
     T_max - tolerance (ties: higher accuracy, then the higher, more conservative threshold);
@@ -491,6 +492,9 @@ def select_threshold(
     band = (lowest, highest) threshold of the contiguous run of swept thresholds containing
     the choice in which every point is near the front (near_front with acc_slack, lat_slack)
     and keeps calibration accuracy >= target - acc_slack.
+
+    ``test_spikes`` / ``cal_spikes`` (hidden spikes per step, [T, N]) add spikes at exit to
+    the test / calibration results.
     """
     if cal_dec.decoder != test_dec.decoder or cal_dec.kappa != test_dec.kappa:
         raise DynconfError("calibration and test must use the same decoder and kappa")
@@ -523,7 +527,7 @@ def select_threshold(
         threshold=threshold,
         tolerance=tolerance,
         target_accuracy=baseline_count / N - tolerance,
-        calibration=cache.evaluate(threshold),
+        calibration=evaluate(cal_dec, threshold, cal_spikes, neurons),
         test=evaluate(test_dec, threshold, test_spikes, neurons),
         band=(float(sw.thresholds[lo]), float(sw.thresholds[hi])),
         sweep=sw,

@@ -92,6 +92,13 @@ def test_oracle_sweep_select(capsys, synthetic_run):
     assert sel["test"]["accuracy"] == ref.test.accuracy
     assert sel["calibration"]["accuracy"] >= sel["target_accuracy"] - 1e-12
     assert sel["band"][0] <= sel["threshold"] <= sel["band"][1]
+    cal = synthetic_run.split("calibration")
+    assert cal.spikes is not None  # both splits report spikes at exit
+    cal_ref = metrics.evaluate(
+        decode(cal), sel["threshold"], spikes=cal.spikes, neurons=synthetic_run.meta["neurons"]
+    )
+    assert sel["calibration"]["spike_saving"] == pytest.approx(cal_ref.spike_saving, rel=1e-12)
+    assert sel["test"]["spike_saving"] is not None
 
 
 @pytest.mark.parametrize(
