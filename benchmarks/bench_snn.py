@@ -60,10 +60,7 @@ def images(n: int, data_root: str | None) -> torch.Tensor:
 
         test = load_cifar10(data_root, splits=("test",)).splits["test"]
         pick = np.linspace(0, len(test) - 1, n).round().astype(int)
-        sub = type(test)(
-            "b", test.images[pick], test.labels[pick], test.ids[pick], test.mean, test.std
-        )
-        return next(sub.batches(n))[0]
+        return next(test.take(pick).batches(n))[0]
     return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 

@@ -52,6 +52,18 @@ class ArraySplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, positions: np.ndarray) -> ArraySplit:
+        """The samples at ``positions`` of this split, as a split of their own."""
+        return ArraySplit(
+            self.name,
+            self.images[positions],
+            self.labels[positions],
+            self.ids[positions],
+            self.mean,
+            self.std,
+            self.scale,
+        )
+
     def batches(
         self, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:

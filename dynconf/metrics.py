@@ -527,7 +527,7 @@ def select_threshold(
         threshold=threshold,
         tolerance=tolerance,
         target_accuracy=baseline_count / N - tolerance,
-        calibration=evaluate(cal_dec, threshold, cal_spikes, neurons),
+        calibration=cache.evaluate(threshold, cal_spikes, neurons),
         test=evaluate(test_dec, threshold, test_spikes, neurons),
         band=(float(sw.thresholds[lo]), float(sw.thresholds[hi])),
         sweep=sw,

@@ -305,16 +305,7 @@ def _gather(split, positions: np.ndarray):
     import torch
 
     if hasattr(split, "images"):  # in-memory split: index directly
-        sub = type(split)(
-            split.name,
-            split.images[positions],
-            split.labels[positions],
-            split.ids[positions],
-            split.mean,
-            split.std,
-            split.scale,
-        )
-        x, y, _ = next(sub.batches(len(positions)))
+        x, y, _ = next(split.take(positions).batches(len(positions)))
         return x, y
     xs = [split.dataset[int(p)][0] for p in positions]
     return torch.stack(xs), torch.from_numpy(split.labels[positions])

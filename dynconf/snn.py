@@ -70,17 +70,6 @@ class IFNeurons(nn.Module):
         if self.v is not None:
             self.v[rows] = 0.5 * float(self.threshold)
 
-    def admit(self, count: int) -> None:
-        """Append ``count`` fresh samples (membrane at theta / 2) to the batch state."""
-        if self.v is not None:
-            fresh = torch.full(
-                (count, *self.v.shape[1:]),
-                0.5 * float(self.threshold),
-                dtype=self.v.dtype,
-                device=self.v.device,
-            )
-            self.v = torch.cat([self.v, fresh])
-
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         steps, batch = self.steps, self.batch
         constant = current.shape[0] == batch and steps > 1
@@ -168,10 +157,6 @@ class SpikingNetwork(nn.Module):
     def keep(self, index: torch.Tensor) -> None:
         for layer in self.layers:
             layer.keep(index)
-
-    def admit(self, count: int) -> None:
-        for layer in self.layers:
-            layer.admit(count)
 
     def refill(self, rows: torch.Tensor) -> None:
         for layer in self.layers:

@@ -73,16 +73,7 @@ def _images_by_id(run, split_name: str, count: int):
         source = load_cifar10(DATA_ROOT, splits=(split_name,)).splits[split_name]
     position = {int(i): p for p, i in enumerate(source.ids)}
     rows = np.asarray([position[int(i)] for i in ids[pick]])
-    sub = type(source)(
-        "check",
-        source.images[rows],
-        source.labels[rows],
-        source.ids[rows],
-        source.mean,
-        source.std,
-        source.scale,
-    )
-    x, y, _ = next(sub.batches(count))
+    x, y, _ = next(source.take(rows).batches(count))
     return pick, x, y
 
 

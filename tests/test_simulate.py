@@ -71,17 +71,7 @@ def test_simulate_writes_a_valid_run_matching_a_direct_simulation(digits_checkpo
     assert np.array_equal(split.ids[positions], test.ids)
     assert np.array_equal(split.labels[positions], test.labels)
     ann = model_from_checkpoint(load_checkpoint(digits_checkpoint))
-    x = next(
-        type(split)(
-            "t",
-            split.images[positions],
-            split.labels[positions],
-            split.ids[positions],
-            split.mean,
-            split.std,
-            split.scale,
-        ).batches(len(positions))
-    )[0]
+    x = next(split.take(positions).batches(len(positions)))[0]
     torch.set_num_threads(1)
     direct = simulate(SpikingNetwork(ann), x, T=16)
     np.testing.assert_allclose(np.asarray(test.outputs), direct.outputs, rtol=0, atol=1e-5)
