@@ -109,7 +109,7 @@ def simulate_checkpoint(args) -> dict:
     from dynconf.data import load_dataset
     from dynconf.runs import save_run
     from dynconf.snn import SpikingNetwork, simulate
-    from dynconf.train import load_checkpoint, model_from_checkpoint
+    from dynconf.train import load_checkpoint, model_from_checkpoint, training_commands
 
     started = time.time()
     out = Path(args.out)
@@ -231,10 +231,8 @@ def simulate_checkpoint(args) -> dict:
         "created": {
             "command": " ".join(["python", "-m", "dynconf", "simulate", *_cli_args(args)]),
             "training_command": ckpt.get("command"),
-            # a model fine-tuned with `train --init` was made by two commands, oldest first
-            "training_commands": [
-                c for c in ((config.get("init") or {}).get("command"), ckpt.get("command")) if c
-            ],
+            # a model fine-tuned with `train --init` was made by several commands, oldest first
+            "training_commands": training_commands(ckpt),
             "seed": config.get("seed", 0),
             "code_version": code_version(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

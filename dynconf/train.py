@@ -112,6 +112,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def training_commands(ckpt: dict) -> list[str]:
+    """Every command that shaped a checkpoint's weights, oldest first.
+
+    A warm restart (``--init``) records the commands of the checkpoint it started from, so a
+    chain of restarts keeps its whole history, not just the last link.
+    """
+    init = ckpt["config"].get("init") or {}
+    earlier = init.get("commands") or ([init["command"]] if init.get("command") else [])
+    return [*earlier, *([ckpt["command"]] if ckpt.get("command") else [])]
+
+
 def model_from_checkpoint(ckpt: dict):
     """Rebuild the QCFS network described by a checkpoint and load its weights."""
     from dynconf.qcfs import build_model
@@ -215,6 +226,7 @@ def train(args) -> dict:
         config["init"] = {
             "checkpoint": str(args.init),
             "command": init.get("command", ""),
+            "commands": training_commands(init),
             "epochs": len(json.loads(init.get("history", "[]"))),
         }
     if last.exists():

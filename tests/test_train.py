@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from dynconf.errors import DataError
-from dynconf.train import learning_rate, load_checkpoint, model_from_checkpoint, train
+from dynconf.train import (
+    learning_rate,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+    training_commands,
+)
 from tests.snn_fixtures import train_args
 
 
@@ -115,6 +121,13 @@ def test_init_continues_from_the_given_weights(digits_checkpoint, tmp_path):
     config = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)["config"]
     assert config["init"]["checkpoint"] == str(digits_checkpoint)
     assert config["init"]["epochs"] == 12
+    # a second warm restart keeps the whole chain of commands, oldest first
+    train(train_args(tmp_path / "ft2", init=str(tmp_path / "ft" / "model.pt"), epochs=1, lr=1e-9))
+    chained = torch.load(tmp_path / "ft2" / "model.pt", weights_only=True)
+    first = torch.load(digits_checkpoint, weights_only=True)["command"]
+    tuned_command = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)["command"]
+    commands = training_commands(chained)
+    assert commands == [first, tuned_command, chained["command"]]
 
 
 @pytest.mark.parametrize(
