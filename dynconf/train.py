@@ -119,6 +119,7 @@ def training_commands(ckpt: dict) -> list[str]:
     chain of restarts keeps its whole history, not just the last link.
     """
     init = ckpt["config"].get("init") or {}
+    # checkpoints restarted before the chain was recorded hold only the previous command
     earlier = init.get("commands") or ([init["command"]] if init.get("command") else [])
     return [*earlier, *([ckpt["command"]] if ckpt.get("command") else [])]
 
@@ -225,7 +226,6 @@ def train(args) -> dict:
         model.load_state_dict(init["model"])
         config["init"] = {
             "checkpoint": str(args.init),
-            "command": init.get("command", ""),
             "commands": training_commands(init),
             "epochs": len(json.loads(init.get("history", "[]"))),
         }

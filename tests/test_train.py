@@ -138,3 +138,10 @@ def test_init_refuses_another_network_or_hold_out(digits_checkpoint, tmp_path, o
     args = train_args(tmp_path / "ft", init=str(digits_checkpoint), epochs=1, **override)
     with pytest.raises(DataError, match=message):
         train(args)
+
+
+def test_training_commands_reads_checkpoints_from_before_the_chain_was_recorded():
+    # such a restart recorded only the command of the checkpoint it started from
+    old = {"config": {"init": {"command": "train A"}}, "command": "train B"}
+    assert training_commands(old) == ["train A", "train B"]
+    assert training_commands({"config": {}, "command": "train A"}) == ["train A"]
