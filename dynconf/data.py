@@ -65,38 +65,55 @@ class ArraySplit:
         )
 
     def batches(
-        self, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 0
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        augment: bool = False,
+        seed: int = 0,
+        device: torch.device | str | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
-        """Yield (normalised float NCHW images, labels, positions in this split)."""
+        """Yield (normalised float NCHW images, labels, positions in this split).
+
+        With ``device`` the uint8 batch is moved there first and converted, augmented and
+        normalised there: a GPU then never waits on the CPU for a batch. The random draws
+        come from the same numpy generator either way, so the batches do not depend on it.
+        """
         import torch
 
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
         for start in range(0, len(order), batch_size):
             pos = order[start : start + batch_size]
-            x = torch.from_numpy(self.images[pos]).permute(0, 3, 1, 2).float() / self.scale
+            images = torch.from_numpy(self.images[pos]).to(device, non_blocking=True)
+            x = images.permute(0, 3, 1, 2).float() / self.scale
             if augment:
                 x = _crop_and_flip(x, rng)
             x = (x - mean) / std
-            yield x.contiguous(), torch.from_numpy(self.labels[pos]), pos
+            labels = torch.from_numpy(self.labels[pos]).to(device, non_blocking=True)
+            yield x.contiguous(), labels, pos
 
 
 def _crop_and_flip(x: torch.Tensor, rng: np.random.Generator, pad: int = 4) -> torch.Tensor:
-    """Standard CIFAR augmentation: random crop from a zero-padded image, random h-flip."""
+    """Standard CIFAR augmentation: random crop from a zero-padded image, random h-flip.
+
+    One gather for the whole batch (rows ``dy + i``, columns ``dx + j`` or, flipped,
+    ``dx + w - 1 - j``) instead of a Python loop over images, so it costs a few kernels
+    on a GPU; tests check it against the per-image loop.
+    """
     import torch
 
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = rng.integers(0, 2 * pad + 1, n)
     dx = rng.integers(0, 2 * pad + 1, n)
     flip = rng.random(n) < 0.5
-    out = torch.empty_like(x)
-    for i in range(n):
-        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-        out[i] = crop.flip(-1) if flip[i] else crop
-    return out
+    cols = np.where(flip[:, None], np.arange(w)[::-1], np.arange(w)) + dx[:, None]
+    rows = np.arange(h) + dy[:, None]
+    index = torch.from_numpy(rows[:, :, None] * (w + 2 * pad) + cols[:, None, :])
+    index = index.to(x.device).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.flatten(2).gather(2, index).view(n, c, h, w)
 
 
 @dataclass

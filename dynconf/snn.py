@@ -28,6 +28,7 @@ Two ways to run the same network, which give the same outputs (tests check it):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 
@@ -36,6 +37,25 @@ import torch
 from torch import nn
 
 from dynconf.qcfs import QCFS
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """Run convolutions and matrix products in true float32 on CUDA: no TF32.
+
+    An IF neuron's threshold test turns a tiny rounding difference into a spike one step
+    earlier or later, and the change travels through every later layer. On a lent H200 with
+    TF32 left on (PyTorch's default for cuDNN convolutions), a CIFAR ResNet-18's per-step
+    outputs differed from the CPU's (same weights, same images) by up to 22 % of their range at
+    step 1; rounding the CPU's convolution inputs and weights to TF32's 10-bit mantissa
+    reproduced most of that gap. Training keeps TF32: an ANN has no threshold to amplify it.
+    """
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class IFNeurons(nn.Module):
@@ -173,7 +193,8 @@ class SpikingNetwork(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         for layer in self.layers:
             layer.steps, layer.batch = steps, batch
-        out = self.net(x)
+        with exact_float32():
+            out = self.net(x)
         if out.shape[0] == batch and steps > 1:  # no spiking layer on the path: constant output
             out = out.unsqueeze(0).expand(steps, *out.shape)
         out = out.reshape(steps, batch, *out.shape[1:])

@@ -11,6 +11,9 @@ from the weights of a finished checkpoint (a warm restart: a short model is trai
 repeating its epochs); it must hold out the same calibration images, so none leak into training.
 When training ends, ``OUT/model.pt`` holds the weights plus the configuration and the final ANN
 accuracy on calibration and test.
+``--device cuda`` (the default when CUDA is present) trains on a GPU: each uint8 batch is
+moved there and converted and augmented there, and checkpoints are written with CPU tensors,
+so a run started on a GPU resumes on a CPU (or the other way round) with the same command.
 Checkpoints contain only tensors and plain Python values, so they load with
 ``torch.load(weights_only=True)``.
 """
@@ -64,6 +67,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup-epochs", type=float, default=DEFAULTS["warmup_epochs"])
     parser.add_argument("--schedule", choices=("cosine", "onecycle"), default=DEFAULTS["schedule"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:i]")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: all cores)"
     )
@@ -157,17 +161,32 @@ def check_init_compatible(init_config: dict, config: dict, path) -> None:
 
 
 def evaluate_ann(model, split, batch_size: int = 500) -> float:
-    """Top-1 accuracy of the (quantised) ANN on a split."""
+    """Top-1 accuracy of the (quantised) ANN on a split, on the device the model is on."""
     import torch
 
+    device = next(model.parameters()).device
     model.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     with torch.no_grad():
-        for x, y, _ in split.batches(batch_size):
-            correct += (
-                (model(x.contiguous(memory_format=torch.channels_last)).argmax(1) == y).sum().item()
-            )
-    return correct / len(split)
+        for x, y, _ in split.batches(batch_size, device=device):
+            correct += (model(x.contiguous(memory_format=torch.channels_last)).argmax(1) == y).sum()
+    return correct.item() / len(split)
+
+
+def on_cpu(obj):
+    """A copy of a (nested) state dict with every tensor on the CPU.
+
+    Checkpoints written on a GPU must load and resume on a machine without one.
+    """
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {key: on_cpu(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(on_cpu(value) for value in obj)
+    return obj
 
 
 def train(args) -> dict:
@@ -176,8 +195,12 @@ def train(args) -> dict:
 
     from dynconf.data import load_dataset
     from dynconf.qcfs import build_model
+    from dynconf.simulate import pick_device
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.dataset, args.data_root, seed=args.seed, download=args.download)
@@ -205,7 +228,7 @@ def train(args) -> dict:
     }
     torch.manual_seed(args.seed)
     model = build_model(args.arch, args.levels, len(data.classes))
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     # Thresholds (lambda) and BN/bias parameters are not weight-decayed.
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -249,13 +272,16 @@ def train(args) -> dict:
     for epoch in range(state["epoch"], args.epochs):
         started = time.time()
         model.train()
-        seen = correct = 0
-        loss_sum = 0.0
+        seen = 0
+        # Sums stay on the device: reading them every step would stall a GPU once per batch.
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        loss_sum = torch.zeros((), device=device)
         batches = train_split.batches(
             args.batch_size,
             shuffle=True,
             augment=args.dataset != "digits",
             seed=args.seed * 1000 + epoch,
+            device=device,
         )
         bar = tqdm(
             batches,
@@ -277,15 +303,18 @@ def train(args) -> dict:
             loss.backward()
             optimizer.step()
             seen += len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            loss_sum += loss.item() * len(y)
-            bar.set_postfix(
-                loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.4f}"
-            )
+            correct += (logits.argmax(1) == y).sum()
+            loss_sum += loss.detach() * len(y)
+            if not args.no_progress and i % 20 == 0:
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / seen:.3f}",
+                    acc=f"{correct.item() / seen:.3f}",
+                    lr=f"{lr:.4f}",
+                )
         record = {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
+            "train_loss": loss_sum.item() / seen,
+            "train_accuracy": correct.item() / seen,
             "seconds": time.time() - started,
         }
         if "calibration" in data.splits:
@@ -296,8 +325,8 @@ def train(args) -> dict:
         print(json.dumps(record), file=sys.stderr, flush=True)
         save_atomic(
             {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "model": on_cpu(model.state_dict()),
+                "optimizer": on_cpu(optimizer.state_dict()),
                 "epoch": epoch + 1,
                 "config": config,
                 "history": json.dumps(state["history"]),
@@ -310,13 +339,14 @@ def train(args) -> dict:
         "checkpoint": str(out / "model.pt"),
         "epochs": state["epoch"],
         "train_wall_time_s": round(state["wall_time_s"], 1),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
     }
     for name in ("calibration", "test"):
         if name in data.splits:
             result[f"ann_{name}_accuracy"] = evaluate_ann(model, data.splits[name])
     save_atomic(
         {
-            "model": model.state_dict(),
+            "model": on_cpu(model.state_dict()),
             "config": config,
             "history": json.dumps(state["history"]),
             "result": json.dumps(result),

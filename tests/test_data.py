@@ -5,9 +5,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from dynconf.data import load_cifar10, load_digits, load_imagefolder, scan_imagefolder
+from dynconf.data import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    ArraySplit,
+    _crop_and_flip,
+    load_cifar10,
+    load_digits,
+    load_imagefolder,
+    scan_imagefolder,
+)
 from dynconf.errors import DataError
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
@@ -108,3 +118,46 @@ def test_shared_cifar10_layout():
     assert classes[0] == "airplane" and classes[-1] == "truck" and len(classes) == 10
     assert len(files) == 10_000 and np.bincount(labels).tolist() == [1000] * 10
     assert os.path.basename(files[0]) == "0000.jpg"
+
+
+def _crop_and_flip_loop(x, rng, pad=4):
+    """Reference: the per-image crop and flip, written as plainly as possible."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    flip = rng.random(n) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):
+        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
+        out[i] = crop.flip(-1) if flip[i] else crop
+    return out
+
+
+def test_batched_crop_and_flip_matches_the_per_image_loop():
+    x = torch.randn(64, 3, 32, 32)
+    fast = _crop_and_flip(x, np.random.default_rng(7))
+    slow = _crop_and_flip_loop(x, np.random.default_rng(7))
+    assert torch.equal(fast, slow)
+    # it really augments: some images moved or flipped, and borders hold the zero padding
+    assert not torch.equal(fast, x)
+    assert (fast == 0).any()
+
+
+def test_batches_on_a_device_equal_the_cpu_batches():
+    split = ArraySplit(
+        "train",
+        np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+        np.arange(40) % 10,
+        np.arange(40),
+        CIFAR10_MEAN,
+        CIFAR10_STD,
+    )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    plain = list(split.batches(16, shuffle=True, augment=True, seed=5))
+    moved = list(split.batches(16, shuffle=True, augment=True, seed=5, device=device))
+    assert len(plain) == len(moved) == 3
+    for (x, y, pos), (xd, yd, posd) in zip(plain, moved, strict=True):
+        assert xd.device.type == torch.device(device).type
+        assert torch.allclose(x, xd.cpu(), atol=1e-6)
+        assert torch.equal(y, yd.cpu()) and np.array_equal(pos, posd)

@@ -146,3 +146,17 @@ def test_randomly_initialised_resnet_converts_and_runs():
     result = simulate(snn, torch.randn(3, 3, 32, 32), T=4, chunk=2)
     assert result.outputs.shape == (4, 3, 10) and result.spikes.shape == (4, 3)
     assert np.isfinite(result.outputs).all() and (result.spikes >= 0).all()
+
+
+def test_exact_float32_turns_tf32_off_and_restores_it():
+    from dynconf.snn import exact_float32
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with exact_float32():
+            assert not torch.backends.cuda.matmul.allow_tf32
+            assert not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
