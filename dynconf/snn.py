@@ -48,7 +48,8 @@ def exact_float32():
     TF32 left on (PyTorch's default for cuDNN convolutions), a CIFAR ResNet-18's per-step
     outputs differed from the CPU's (same weights, same images) by up to 22 % of their range at
     step 1; rounding the CPU's convolution inputs and weights to TF32's 10-bit mantissa
-    reproduced most of that gap. Training keeps TF32: an ANN has no threshold to amplify it.
+    reproduced most of that gap. Training keeps TF32: speed matters there, and the weights it
+    produces are then simulated here in float32.
     """
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
