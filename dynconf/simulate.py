@@ -230,8 +230,8 @@ def simulate_checkpoint(args) -> dict:
         "snn_accuracy_by_T": snn_by_T,
         "created": {
             "command": " ".join(["python", "-m", "dynconf", "simulate", *_cli_args(args)]),
-            "training_command": ckpt.get("command"),
-            # a model fine-tuned with `train --init` was made by several commands, oldest first
+            # every command that made the weights, oldest first: a model fine-tuned with
+            # `train --init` was made by several
             "training_commands": training_commands(ckpt),
             "seed": config.get("seed", 0),
             "code_version": code_version(),

@@ -3,14 +3,20 @@
 ``python -m dynconf train --dataset cifar10 --data-root ../shared/data --arch resnet20
 --levels 4 --epochs 30 --out checkpoints/resnet20``
 
-SGD with Nesterov momentum, a linear warm-up then cosine (or one-cycle) learning rate, standard
-CIFAR augmentation (random crop from a 4-pixel pad, horizontal flip). After every epoch the
-whole training state is written atomically to ``OUT/last.pt``; running the same command again
-resumes from it, so a killed run loses at most one epoch. ``--init CKPT`` starts a new schedule
-from the weights of a finished checkpoint (a warm restart: a short model is trained longer without
-repeating its epochs); it must hold out the same calibration images, so none leak into training.
+SGD with Nesterov momentum, a linear warm-up then a cosine, one-cycle, constant or cyclic
+learning rate, standard CIFAR augmentation (random crop from a 4-pixel pad, horizontal flip).
+After every epoch the whole training state is written atomically to ``OUT/last.pt``; running the
+same command again resumes from it, so a killed run loses at most one epoch. ``--init CKPT``
+starts a new schedule from the weights of a finished checkpoint (a warm restart: a short model is
+trained longer without repeating its epochs); it must hold out the same calibration images, so
+none leak into training.
 When training ends, ``OUT/model.pt`` holds the weights plus the configuration and the final ANN
 accuracy on calibration and test.
+``--average-from K`` averages the weights at the end of every epoch from epoch K on
+(stochastic weight averaging, Izmailov et al. 2018; pair it with ``--schedule constant`` or
+``cyclic``): the average of points along the SGD trajectory lies in a flatter,
+better-generalising region than any one of them. BatchNorm statistics are then recomputed for
+the averaged weights with one pass over the training data, since no batch ever ran through them.
 ``--device cuda`` (the default when CUDA is present) trains on a GPU: each uint8 batch is
 moved there and converted and augmented there, and checkpoints are written with CPU tensors,
 so a run started on a GPU resumes on a CPU (or the other way round) with the same command.
@@ -39,6 +45,7 @@ DEFAULTS = {
     "warmup_epochs": 1.0,
     "schedule": "cosine",
     "seed": 0,
+    "average_from": 0,
 }
 
 
@@ -65,7 +72,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     parser.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"])
     parser.add_argument("--warmup-epochs", type=float, default=DEFAULTS["warmup_epochs"])
-    parser.add_argument("--schedule", choices=("cosine", "onecycle"), default=DEFAULTS["schedule"])
+    parser.add_argument(
+        "--schedule",
+        choices=("cosine", "onecycle", "constant", "cyclic"),
+        default=DEFAULTS["schedule"],
+    )
+    parser.add_argument(
+        "--average-from",
+        type=int,
+        default=DEFAULTS["average_from"],
+        metavar="EPOCH",
+        help="average the weights of every epoch from this one on (SWA; 0: off)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:i]")
     parser.add_argument(
@@ -75,11 +93,28 @@ def add_arguments(parser) -> None:
 
 
 def learning_rate(
-    step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str
+    step: int,
+    total_steps: int,
+    warmup_steps: int,
+    peak: float,
+    schedule: str,
+    cycle_steps: int = 1,
 ) -> float:
-    """Linear warm-up to ``peak``, then cosine (to 0) or one-cycle (linear to peak/1000)."""
+    """Linear warm-up to ``peak``, then one of:
+
+    - ``cosine``: cosine from ``peak`` to 0 over the remaining steps;
+    - ``onecycle``: linear from ``peak`` to ``peak/1000``;
+    - ``constant``: ``peak``;
+    - ``cyclic``: a cosine from ``peak`` towards 0 restarted every ``cycle_steps`` steps (one
+      epoch in ``train``), so each epoch ends at a low rate: the points that weight averaging
+      collects are each well converged yet spread along the trajectory.
+    """
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return peak
+    if schedule == "cyclic":
+        return 0.5 * peak * (1.0 + math.cos(math.pi * (step % cycle_steps) / cycle_steps))
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     if schedule == "cosine":
         return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
@@ -189,6 +224,42 @@ def on_cpu(obj):
     return obj
 
 
+def update_average(average: dict | None, model) -> dict:
+    """Fold the model's current parameters into their running mean (one more epoch averaged)."""
+    import torch
+
+    with torch.no_grad():
+        if average is None:
+            params = {name: p.detach().clone() for name, p in model.named_parameters()}
+            return {"params": params, "count": 1}
+        count = average["count"] + 1
+        for name, p in model.named_parameters():
+            average["params"][name] += (p.detach() - average["params"][name]) / count
+        return {"params": average["params"], "count": count}
+
+
+def recompute_batchnorm(model, batches) -> None:
+    """Set every BatchNorm's running statistics to their plain mean over ``batches``.
+
+    Averaged weights never ran a batch, so the running statistics left from training belong to
+    other weights. ``momentum=None`` makes BatchNorm keep a cumulative (equal-weight) average.
+    """
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    with torch.no_grad():
+        for x, _, _ in batches:
+            model(x.contiguous(memory_format=torch.channels_last))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.eval()
+
+
 def train(args) -> dict:
     import torch
     from tqdm import tqdm
@@ -219,6 +290,7 @@ def train(args) -> dict:
         "label_smoothing": args.label_smoothing,
         "warmup_epochs": args.warmup_epochs,
         "schedule": args.schedule,
+        "average_from": args.average_from,
         "seed": args.seed,
         "train_size": len(train_split),
         "id_scheme": data.id_scheme,
@@ -242,6 +314,7 @@ def train(args) -> dict:
         nesterov=True,
     )
     state = {"epoch": 0, "history": [], "wall_time_s": 0.0}
+    average = None  # running mean of the weights (--average-from), with how many epochs it holds
     last = out / "last.pt"
     if args.init:
         init = load_checkpoint(args.init)
@@ -263,6 +336,9 @@ def train(args) -> dict:
             "history": json.loads(ckpt["history"]),
             "wall_time_s": float(ckpt["wall_time_s"]),
         }
+        if "average" in ckpt:
+            average = ckpt["average"]
+            average["params"] = {k: v.to(device) for k, v in average["params"].items()}
         print(f"resuming from {last} after epoch {state['epoch']}", file=sys.stderr)
 
     steps_per_epoch = math.ceil(len(train_split) / args.batch_size)
@@ -293,7 +369,12 @@ def train(args) -> dict:
         )
         for i, (x, y, _) in enumerate(bar):
             lr = learning_rate(
-                epoch * steps_per_epoch + i, total_steps, warmup_steps, args.lr, args.schedule
+                epoch * steps_per_epoch + i,
+                total_steps,
+                warmup_steps,
+                args.lr,
+                args.schedule,
+                cycle_steps=steps_per_epoch,
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -319,21 +400,41 @@ def train(args) -> dict:
         }
         if "calibration" in data.splits:
             record["calibration_accuracy"] = evaluate_ann(model, data.splits["calibration"])
+        if args.average_from and epoch + 1 >= args.average_from:
+            average = update_average(average, model)
+            record["averaged_epochs"] = average["count"]
         state["history"].append(record)
         state["wall_time_s"] += time.time() - started
         state["epoch"] = epoch + 1
         print(json.dumps(record), file=sys.stderr, flush=True)
-        save_atomic(
-            {
-                "model": on_cpu(model.state_dict()),
-                "optimizer": on_cpu(optimizer.state_dict()),
-                "epoch": epoch + 1,
-                "config": config,
-                "history": json.dumps(state["history"]),
-                "wall_time_s": state["wall_time_s"],
-            },
-            last,
+        training_state = {
+            "model": on_cpu(model.state_dict()),
+            "optimizer": on_cpu(optimizer.state_dict()),
+            "epoch": epoch + 1,
+            "config": config,
+            "history": json.dumps(state["history"]),
+            "wall_time_s": state["wall_time_s"],
+        }
+        if average is not None:
+            training_state["average"] = on_cpu(average)
+        save_atomic(training_state, last)
+
+    if average is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(average["params"][name])
+        started = time.time()
+        recompute_batchnorm(
+            model,
+            train_split.batches(
+                args.batch_size,
+                shuffle=True,
+                augment=args.dataset != "digits",
+                seed=args.seed * 1000 + args.epochs,
+                device=device,
+            ),
         )
+        state["wall_time_s"] += time.time() - started
 
     result = {
         "checkpoint": str(out / "model.pt"),
@@ -341,6 +442,8 @@ def train(args) -> dict:
         "train_wall_time_s": round(state["wall_time_s"], 1),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
     }
+    if average is not None:
+        result["averaged_epochs"] = average["count"]
     for name in ("calibration", "test"):
         if name in data.splits:
             result[f"ann_{name}_accuracy"] = evaluate_ann(model, data.splits[name])

@@ -26,6 +26,7 @@ def train_args(out, **overrides):
         label_smoothing=0.0,
         warmup_epochs=1.0,
         schedule="cosine",
+        average_from=0,
         seed=0,
         device="auto",
         threads=None,

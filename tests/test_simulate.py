@@ -58,7 +58,8 @@ def test_simulate_writes_a_valid_run_matching_a_direct_simulation(digits_checkpo
     assert run.meta["neurons"] == 16 * 64 + 32 * 64 + 64 * 16
     assert run.meta["id_scheme"] == "sklearn-digits-index"
     assert run.meta["created"]["command"].startswith("python -m dynconf simulate")
-    assert run.meta["created"]["training_commands"] == [run.meta["created"]["training_command"]]
+    trained_by = torch.load(digits_checkpoint, weights_only=True)["command"]
+    assert run.meta["created"]["training_commands"] == [trained_by]
     assert (out / "model.pt").is_file() and run.meta["checkpoint"] == "model.pt"
     assert json.loads(progress.read_text())["state"] == "complete"
     assert not list(tmp_path.glob(".*.partial"))

@@ -1,6 +1,7 @@
 """Training: learning-rate schedule, safe checkpoints, and resuming after a real kill."""
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -29,6 +30,14 @@ def test_learning_rate_schedules():
     onecycle = [learning_rate(s, total, warm, 0.1, "onecycle") for s in range(warm, total)]
     assert all(a >= b for a, b in zip(cosine, cosine[1:], strict=False))
     assert all(a >= b for a, b in zip(onecycle, onecycle[1:], strict=False))
+    assert learning_rate(57, total, warm, 0.1, "constant") == 0.1
+    # cyclic: a cosine restarted every cycle, each cycle ending near 0 (no warm-up here)
+    cyclic = [learning_rate(s, total, 0, 0.1, "cyclic", cycle_steps=20) for s in range(total)]
+    assert cyclic[0] == cyclic[20] == cyclic[40] == pytest.approx(0.1)
+    assert cyclic[10] == pytest.approx(0.05)
+    assert cyclic[19] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 19 / 20)))
+    assert cyclic[:20] == cyclic[20:40]
+    assert all(a > b for a, b in zip(cyclic[:19], cyclic[1:20], strict=True))
 
 
 def test_trained_checkpoint_is_safe_and_complete(digits_checkpoint):
@@ -145,3 +154,52 @@ def test_training_commands_reads_checkpoints_from_before_the_chain_was_recorded(
     old = {"config": {"init": {"command": "train A"}}, "command": "train B"}
     assert training_commands(old) == ["train A", "train B"]
     assert training_commands({"config": {}, "command": "train A"}) == ["train A"]
+
+
+def test_weight_averaging_is_the_mean_of_the_epochs_with_batchnorm_refitted(
+    digits_checkpoint, tmp_path
+):
+    from dynconf.data import load_digits
+
+    out = tmp_path / "swa"
+    iterates, results = [], []
+    # a constant rate does not depend on --epochs, so growing --epochs resumes one trajectory
+    for epochs in (1, 2, 3):
+        args = train_args(
+            out,
+            init=str(digits_checkpoint),
+            epochs=epochs,
+            schedule="constant",
+            lr=0.02,
+            warmup_epochs=0.0,
+            average_from=2,
+        )
+        results.append(train(args))
+        iterates.append(torch.load(out / "last.pt", weights_only=True)["model"])
+    assert "averaged_epochs" not in results[0]
+    assert [r["averaged_epochs"] for r in results[1:]] == [1, 2]
+    final = torch.load(out / "model.pt", weights_only=True)
+    history = json.loads(final["history"])
+    assert [h.get("averaged_epochs") for h in history] == [None, 1, 2]
+    model = model_from_checkpoint(final)
+    for name, value in model.named_parameters():
+        expected = (iterates[1][name] + iterates[2][name]) / 2
+        torch.testing.assert_close(value.detach(), expected, rtol=0, atol=1e-6)
+        assert not torch.equal(iterates[1][name], iterates[2][name]), "the epochs should differ"
+
+    # reference for the first BatchNorm: the mean over the same training batches of the batch
+    # mean and unbiased variance of the first convolution's output, under the averaged weights
+    conv, norm = model.features[0], model.features[1]
+    means, variances = [], []
+    batches = load_digits().splits["train"].batches(64, shuffle=True, augment=False, seed=3)
+    with torch.no_grad():
+        for x, _, _ in batches:
+            h = conv(x).transpose(0, 1).flatten(1)
+            means.append(h.mean(1))
+            variances.append(h.var(1, unbiased=True))
+    tolerance = dict(rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(norm.running_mean, torch.stack(means).mean(0), **tolerance)
+    torch.testing.assert_close(norm.running_var, torch.stack(variances).mean(0), **tolerance)
+    stale = iterates[2]["features.1.running_mean"]
+    assert not torch.allclose(norm.running_mean, stale, atol=1e-4), "statistics were not refitted"
+    assert results[-1]["ann_test_accuracy"] > 0.85
