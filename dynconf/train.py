@@ -268,6 +268,8 @@ def train(args) -> dict:
     from dynconf.qcfs import build_model
     from dynconf.simulate import pick_device
 
+    if args.average_from < 0:
+        raise DataError("--average-from must be an epoch number >= 1, or 0 for off")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = pick_device(args.device)
     if device.type == "cuda":
@@ -338,6 +340,9 @@ def train(args) -> dict:
         }
         if "average" in ckpt:
             average = ckpt["average"]
+            names = {name for name, _ in model.named_parameters()}
+            if set(average.get("params", {})) != names or average.get("count", 0) < 1:
+                raise DataError(f"{last} holds a broken weight average; use a new --out")
             average["params"] = {k: v.to(device) for k, v in average["params"].items()}
         print(f"resuming from {last} after epoch {state['epoch']}", file=sys.stderr)
 

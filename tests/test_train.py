@@ -203,3 +203,16 @@ def test_weight_averaging_is_the_mean_of_the_epochs_with_batchnorm_refitted(
     stale = iterates[2]["features.1.running_mean"]
     assert not torch.allclose(norm.running_mean, stale, atol=1e-4), "statistics were not refitted"
     assert results[-1]["ann_test_accuracy"] > 0.85
+
+
+def test_a_broken_weight_average_in_last_pt_is_a_clear_error(digits_checkpoint, tmp_path):
+    out = tmp_path / "swa"
+    args = train_args(out, init=str(digits_checkpoint), epochs=1, average_from=1)
+    train(args)
+    state = torch.load(out / "last.pt", weights_only=True)
+    state["average"]["params"].pop(next(iter(state["average"]["params"])))
+    torch.save(state, out / "last.pt")
+    with pytest.raises(DataError, match="broken weight average"):
+        train(train_args(out, init=str(digits_checkpoint), epochs=2, average_from=1))
+    with pytest.raises(DataError, match="--average-from"):
+        train(train_args(tmp_path / "neg", epochs=1, average_from=-1))
