@@ -238,30 +238,9 @@ def update_average(average: dict | None, model) -> dict:
         return {"params": average["params"], "count": count}
 
 
-def recompute_batchnorm(model, batches) -> None:
-    """Set every BatchNorm's running statistics to their plain mean over ``batches``.
-
-    Averaged weights never ran a batch, so the running statistics left from training belong to
-    other weights. ``momentum=None`` makes BatchNorm keep a cumulative (equal-weight) average.
-    """
-    import torch
-
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    model.train()
-    with torch.no_grad():
-        for x, _, _ in batches:
-            model(x.contiguous(memory_format=torch.channels_last))
-    for norm, momentum in zip(norms, momenta, strict=True):
-        norm.momentum = momentum
-    model.eval()
-
-
 def train(args) -> dict:
     import torch
+    from torch.optim.swa_utils import update_bn
     from tqdm import tqdm
 
     from dynconf.data import load_dataset
@@ -346,6 +325,16 @@ def train(args) -> dict:
             average["params"] = {k: v.to(device) for k, v in average["params"].items()}
         print(f"resuming from {last} after epoch {state['epoch']}", file=sys.stderr)
 
+    def training_batches(seed: int):
+        """One shuffled pass over the training split, augmented except for digits."""
+        return train_split.batches(
+            args.batch_size,
+            shuffle=True,
+            augment=args.dataset != "digits",
+            seed=seed,
+            device=device,
+        )
+
     steps_per_epoch = math.ceil(len(train_split) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     warmup_steps = int(args.warmup_epochs * steps_per_epoch)
@@ -357,15 +346,8 @@ def train(args) -> dict:
         # Sums stay on the device: reading them every step would stall a GPU once per batch.
         correct = torch.zeros((), dtype=torch.int64, device=device)
         loss_sum = torch.zeros((), device=device)
-        batches = train_split.batches(
-            args.batch_size,
-            shuffle=True,
-            augment=args.dataset != "digits",
-            seed=args.seed * 1000 + epoch,
-            device=device,
-        )
         bar = tqdm(
-            batches,
+            training_batches(seed=args.seed * 1000 + epoch),
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{args.epochs}",
             disable=args.no_progress,
@@ -428,17 +410,10 @@ def train(args) -> dict:
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(average["params"][name])
+        # Averaged weights never ran a batch, so the BatchNorm statistics left from training
+        # belong to other weights: refit them as an equal-weight mean over one training pass.
         started = time.time()
-        recompute_batchnorm(
-            model,
-            train_split.batches(
-                args.batch_size,
-                shuffle=True,
-                augment=args.dataset != "digits",
-                seed=args.seed * 1000 + args.epochs,
-                device=device,
-            ),
-        )
+        update_bn(training_batches(seed=args.seed * 1000 + args.epochs), model)
         state["wall_time_s"] += time.time() - started
 
     result = {
