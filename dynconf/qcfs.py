@@ -252,3 +252,15 @@ def build_model(arch: str, levels: int, num_classes: int) -> nn.Module:
 def qcfs_layers(model: nn.Module) -> list[QCFS]:
     """All QCFS modules of a model, in registration order."""
     return [m for m in model.modules() if isinstance(m, QCFS)]
+
+
+def set_levels(model: nn.Module, levels: int) -> None:
+    """Give every QCFS layer of a model ``levels`` quantisation levels (thresholds unchanged).
+
+    An SNN run for T steps emits at most T spikes per neuron, so its rates resolve about T
+    levels: the ANN at ``levels = T`` is a cheap stand-in for the SNN at T steps when T >= L.
+    """
+    if levels < 1:
+        raise ValueError(f"QCFS needs at least one quantisation level, got {levels}")
+    for layer in qcfs_layers(model):
+        layer.levels = int(levels)

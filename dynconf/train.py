@@ -65,6 +65,14 @@ def add_arguments(parser) -> None:
         default=None,
         help="start from the weights of this finished checkpoint (new optimizer and schedule)",
     )
+    parser.add_argument(
+        "--train-levels",
+        default=None,
+        metavar="L1,L2,...",
+        help="cycle the QCFS levels through these, one per training batch (must include "
+        "--levels); the SNN at T steps resolves about T levels, so this trains the network "
+        "for the long simulations too. Evaluation and the checkpoint use --levels",
+    )
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
@@ -224,6 +232,24 @@ def on_cpu(obj):
     return obj
 
 
+def parse_train_levels(text: str | None, levels: int) -> list[int]:
+    """``--train-levels "4,8,16,64"`` as a list of ints; it must include ``--levels``."""
+    if text is None:
+        return [levels]
+    try:
+        parsed = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise DataError(f"--train-levels {text!r}: expected integers such as 4,8,16,64") from None
+    if not parsed or min(parsed) < 1:
+        raise DataError(f"--train-levels {text!r}: levels must be integers >= 1")
+    if levels not in parsed:
+        raise DataError(
+            f"--train-levels {text!r} must include --levels {levels}, the levels the "
+            "checkpoint keeps and is evaluated at"
+        )
+    return parsed
+
+
 def update_average(average: dict | None, model) -> dict:
     """Fold the model's current parameters into their running mean (one more epoch averaged)."""
     import torch
@@ -244,11 +270,12 @@ def train(args) -> dict:
     from tqdm import tqdm
 
     from dynconf.data import load_dataset
-    from dynconf.qcfs import build_model
+    from dynconf.qcfs import build_model, set_levels
     from dynconf.simulate import pick_device
 
     if args.average_from < 0:
         raise DataError("--average-from must be an epoch number >= 1, or 0 for off")
+    train_levels = parse_train_levels(args.train_levels, args.levels)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     device = pick_device(args.device)
     if device.type == "cuda":
@@ -272,6 +299,7 @@ def train(args) -> dict:
         "warmup_epochs": args.warmup_epochs,
         "schedule": args.schedule,
         "average_from": args.average_from,
+        "train_levels": train_levels,
         "seed": args.seed,
         "train_size": len(train_split),
         "id_scheme": data.id_scheme,
@@ -365,6 +393,8 @@ def train(args) -> dict:
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            if len(train_levels) > 1:
+                set_levels(model, train_levels[i % len(train_levels)])
             logits = model(x.contiguous(memory_format=torch.channels_last))
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -379,6 +409,7 @@ def train(args) -> dict:
                     acc=f"{correct.item() / seen:.3f}",
                     lr=f"{lr:.4f}",
                 )
+        set_levels(model, args.levels)
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum.item() / seen,
@@ -387,6 +418,12 @@ def train(args) -> dict:
         }
         if "calibration" in data.splits:
             record["calibration_accuracy"] = evaluate_ann(model, data.splits["calibration"])
+            if max(train_levels) > args.levels:
+                set_levels(model, max(train_levels))
+                record[f"calibration_accuracy_L{max(train_levels)}"] = evaluate_ann(
+                    model, data.splits["calibration"]
+                )
+                set_levels(model, args.levels)
         if args.average_from and epoch + 1 >= args.average_from:
             average = update_average(average, model)
             record["averaged_epochs"] = average["count"]

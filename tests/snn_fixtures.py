@@ -27,6 +27,7 @@ def train_args(out, **overrides):
         warmup_epochs=1.0,
         schedule="cosine",
         average_from=0,
+        train_levels=None,
         seed=0,
         device="auto",
         threads=None,

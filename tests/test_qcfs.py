@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dynconf.qcfs import ARCHITECTURES, QCFS, build_model, qcfs_layers
+from dynconf.qcfs import ARCHITECTURES, QCFS, build_model, qcfs_layers, set_levels
 
 
 def reference_qcfs(z: float, lam: float, levels: int) -> float:
@@ -54,6 +54,21 @@ def test_straight_through_gradients():
 def test_levels_must_be_positive():
     with pytest.raises(ValueError, match="at least one"):
         QCFS(levels=0)
+    with pytest.raises(ValueError, match="at least one"):
+        set_levels(build_model("resnet20", levels=4, num_classes=10), 0)
+
+
+def test_set_levels_requantises_every_layer_with_the_same_thresholds():
+    model = build_model("resnet20", levels=4, num_classes=10)
+    thresholds = [layer.threshold.item() for layer in qcfs_layers(model)]
+    set_levels(model, 64)
+    assert {layer.levels for layer in qcfs_layers(model)} == {64}
+    assert [layer.threshold.item() for layer in qcfs_layers(model)] == thresholds
+    z = torch.linspace(-1.0, 3.0, 401, dtype=torch.float64)
+    out = qcfs_layers(model)[0].double()(z)
+    assert torch.allclose(
+        out, torch.tensor([reference_qcfs(v, 2.0, 64) for v in z.tolist()]).double()
+    )
 
 
 @pytest.mark.parametrize(

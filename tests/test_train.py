@@ -14,6 +14,7 @@ from dynconf.train import (
     learning_rate,
     load_checkpoint,
     model_from_checkpoint,
+    parse_train_levels,
     train,
     training_commands,
 )
@@ -216,3 +217,43 @@ def test_a_broken_weight_average_in_last_pt_is_a_clear_error(digits_checkpoint, 
         train(train_args(out, init=str(digits_checkpoint), epochs=2, average_from=1))
     with pytest.raises(DataError, match="--average-from"):
         train(train_args(tmp_path / "neg", epochs=1, average_from=-1))
+
+
+def test_train_levels_cycle_per_batch_and_the_checkpoint_keeps_levels(tmp_path, monkeypatch):
+    from dynconf.qcfs import QCFS, qcfs_layers
+
+    first_layer, levels = [], []  # levels of the first QCFS layer at each training forward
+    forward = QCFS.forward
+
+    def recording_forward(self, x):
+        if self.training:
+            first_layer[:] = first_layer or [self]
+            if self is first_layer[0]:
+                levels.append(self.levels)
+        return forward(self, x)
+
+    monkeypatch.setattr(QCFS, "forward", recording_forward)
+    result = train(train_args(tmp_path / "mix", epochs=2, train_levels="4,16"))
+    ckpt = torch.load(tmp_path / "mix" / "model.pt", weights_only=True)
+    batches = math.ceil(ckpt["config"]["train_size"] / 64)
+    # the cycle restarts with --levels at every epoch
+    expected_epoch = [(4, 16)[i % 2] for i in range(batches)]
+    assert levels == expected_epoch * 2
+    assert ckpt["config"]["levels"] == 4
+    assert ckpt["config"]["train_levels"] == [4, 16]
+    history = json.loads(ckpt["history"])
+    assert all(0.0 <= h["calibration_accuracy_L16"] <= 1.0 for h in history)
+    # evaluation and the stored network use --levels, not the last training batch's levels
+    assert {layer.levels for layer in qcfs_layers(model_from_checkpoint(ckpt))} == {4}
+    assert result["ann_test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("8,16", "must include --levels 4"), ("4,x", "expected integers"), ("4,0", ">= 1")],
+)
+def test_train_levels_are_checked(text, message):
+    with pytest.raises(DataError, match=message):
+        parse_train_levels(text, 4)
+    assert parse_train_levels(None, 4) == [4]
+    assert parse_train_levels("4, 8,64", 4) == [4, 8, 64]
