@@ -30,6 +30,10 @@ LAZY_COMMANDS = {
     "train": ("dynconf.train", "train a QCFS ANN (needs torch)"),
     "simulate": ("dynconf.simulate", "simulate a checkpoint as an SNN into a run (needs torch)"),
     "export": ("dynconf.export", "export figures, CSV and a LaTeX table of a run"),
+    "ann": (
+        "dynconf.ann",
+        "ANN accuracy of a checkpoint at its QCFS levels and more",
+    ),
 }
 RUNS_ROOT = Path("cached_runs")
 

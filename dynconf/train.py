@@ -232,16 +232,22 @@ def on_cpu(obj):
     return obj
 
 
+def parse_level_list(text: str, option: str) -> list[int]:
+    """A comma list of QCFS levels such as ``"4,8,16,64"`` as ints; errors name ``option``."""
+    try:
+        parsed = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise DataError(f"{option} {text!r}: expected integers such as 4,8,16,64") from None
+    if not parsed or min(parsed) < 1:
+        raise DataError(f"{option} {text!r}: levels must be integers >= 1")
+    return parsed
+
+
 def parse_train_levels(text: str | None, levels: int) -> list[int]:
     """``--train-levels "4,8,16,64"`` as a list of ints; it must include ``--levels``."""
     if text is None:
         return [levels]
-    try:
-        parsed = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise DataError(f"--train-levels {text!r}: expected integers such as 4,8,16,64") from None
-    if not parsed or min(parsed) < 1:
-        raise DataError(f"--train-levels {text!r}: levels must be integers >= 1")
+    parsed = parse_level_list(text, "--train-levels")
     if levels not in parsed:
         raise DataError(
             f"--train-levels {text!r} must include --levels {levels}, the levels the "
