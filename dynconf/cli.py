@@ -30,10 +30,7 @@ LAZY_COMMANDS = {
     "train": ("dynconf.train", "train a QCFS ANN (needs torch)"),
     "simulate": ("dynconf.simulate", "simulate a checkpoint as an SNN into a run (needs torch)"),
     "export": ("dynconf.export", "export figures, CSV and a LaTeX table of a run"),
-    "ann": (
-        "dynconf.ann",
-        "ANN accuracy of a checkpoint at its QCFS levels and more",
-    ),
+    "ann": ("dynconf.ann", "ANN accuracy at more QCFS levels, an SNN stand-in (needs torch)"),
 }
 RUNS_ROOT = Path("cached_runs")
 
