@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-from dynconf.errors import DataError
-
 
 def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="model.pt written by `train`")
@@ -32,47 +30,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
 
 
-def ann_accuracy_by_levels(model, split, levels: list[int], batch_size: int = 500) -> dict:
-    """Top-1 accuracy of ``model`` on ``split`` with every QCFS layer set to each of ``levels``.
-
-    The model's own levels are restored afterwards.
-    """
-    from dynconf.qcfs import qcfs_layers, set_levels
-    from dynconf.train import evaluate_ann
-
-    own = [layer.levels for layer in qcfs_layers(model)]
-    try:
-        result = {}
-        for count in levels:
-            set_levels(model, count)
-            result[str(count)] = evaluate_ann(model, split, batch_size)
-        return result
-    finally:
-        for layer, count in zip(qcfs_layers(model), own, strict=True):
-            layer.levels = count
-
-
 def run_command(args) -> dict:
     import torch
 
-    from dynconf.data import load_dataset
-    from dynconf.simulate import pick_device
-    from dynconf.train import load_checkpoint, model_from_checkpoint, parse_level_list
+    from dynconf.simulate import load_checkpoint_data, pick_device
+    from dynconf.train import evaluate_ann, load_checkpoint, model_from_checkpoint, parse_level_list
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     ckpt = load_checkpoint(args.checkpoint)
     config = ckpt["config"]
-    if config["dataset"] != args.dataset:
-        raise DataError(f"checkpoint was trained on {config['dataset']}, not {args.dataset}")
     levels = parse_level_list(args.levels, "--levels") if args.levels else [config["levels"]]
-    data = load_dataset(
-        args.dataset, args.data_root, seed=config.get("seed", 0), splits=(args.split,)
-    )
-    if args.split not in data.splits:
-        raise DataError(f"dataset {args.dataset} has no split {args.split}")
-    device = pick_device(args.device)
-    model = model_from_checkpoint(ckpt).to(device).to(memory_format=torch.channels_last)
-    accuracy = ann_accuracy_by_levels(model, data.splits[args.split], levels, args.batch_size)
+    data = load_checkpoint_data(config, args.dataset, args.data_root, [args.split])
+    split = data.splits[args.split]
+    model = model_from_checkpoint(ckpt).to(pick_device(args.device))
+    model = model.to(memory_format=torch.channels_last)
+    accuracy = {str(n): evaluate_ann(model, split, args.batch_size, levels=n) for n in levels}
     return {
         "checkpoint": str(args.checkpoint),
         "split": args.split,

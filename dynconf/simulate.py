@@ -102,11 +102,34 @@ def pick_device(name: str):
     return torch.device(name)
 
 
+def load_checkpoint_data(config: dict, dataset: str, data_root, splits: list[str]):
+    """The splits of ``dataset`` for a checkpoint whose training ``config`` is given.
+
+    Refuses a dataset other than the one trained on, and a calibration split other than the
+    images held out of that training (else "calibration" accuracy would be training accuracy).
+    """
+    from dynconf.data import load_dataset
+
+    if config["dataset"] != dataset:
+        raise DataError(f"checkpoint was trained on {config['dataset']}, not {dataset}")
+    data = load_dataset(dataset, data_root, seed=config.get("seed", 0), splits=tuple(splits))
+    missing = [s for s in splits if s not in data.splits]
+    if missing:
+        raise DataError(f"dataset {dataset} has no split {', '.join(missing)}")
+    held_out = config.get("calibration_ids")
+    if (
+        "calibration" in splits
+        and held_out
+        and not np.array_equal(data.splits["calibration"].ids, np.asarray(held_out))
+    ):
+        raise DataError("calibration split differs from the one held out at training time")
+    return data
+
+
 def simulate_checkpoint(args) -> dict:
     import torch
     from tqdm import tqdm
 
-    from dynconf.data import load_dataset
     from dynconf.runs import save_run
     from dynconf.snn import SpikingNetwork, simulate
     from dynconf.train import load_checkpoint, model_from_checkpoint, training_commands
@@ -122,22 +145,7 @@ def simulate_checkpoint(args) -> dict:
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint)
     config = ckpt["config"]
-    if config["dataset"] != args.dataset:
-        raise DataError(f"checkpoint was trained on {config['dataset']}, not {args.dataset}")
-    data = load_dataset(
-        args.dataset, args.data_root, seed=config.get("seed", 0), splits=tuple(splits)
-    )
-    missing = [s for s in splits if s not in data.splits]
-    if missing:
-        raise DataError(f"dataset {args.dataset} has no split {', '.join(missing)}")
-    # The calibration images must be the ones held out of training, never trained on.
-    held_out = config.get("calibration_ids")
-    if (
-        "calibration" in splits
-        and held_out
-        and not np.array_equal(data.splits["calibration"].ids, np.asarray(held_out))
-    ):
-        raise DataError("calibration split differs from the one held out at training time")
+    data = load_checkpoint_data(config, args.dataset, args.data_root, splits)
 
     ann = model_from_checkpoint(ckpt)
     snn = SpikingNetwork(ann).to(device)

@@ -203,16 +203,30 @@ def check_init_compatible(init_config: dict, config: dict, path) -> None:
         )
 
 
-def evaluate_ann(model, split, batch_size: int = 500) -> float:
-    """Top-1 accuracy of the (quantised) ANN on a split, on the device the model is on."""
+def evaluate_ann(model, split, batch_size: int = 500, levels: int | None = None) -> float:
+    """Top-1 accuracy of the (quantised) ANN on a split, on the device the model is on.
+
+    ``levels``: evaluate with every QCFS layer at this many levels instead of its own (see
+    ``qcfs.set_levels``); the layers get their own levels back afterwards.
+    """
     import torch
 
+    from dynconf.qcfs import qcfs_layers, set_levels
+
+    own_levels = [layer.levels for layer in qcfs_layers(model)]
     device = next(model.parameters()).device
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    with torch.no_grad():
-        for x, y, _ in split.batches(batch_size, device=device):
-            correct += (model(x.contiguous(memory_format=torch.channels_last)).argmax(1) == y).sum()
+    try:
+        if levels is not None:
+            set_levels(model, levels)
+        with torch.no_grad():
+            for x, y, _ in split.batches(batch_size, device=device):
+                logits = model(x.contiguous(memory_format=torch.channels_last))
+                correct += (logits.argmax(1) == y).sum()
+    finally:
+        for layer, own in zip(qcfs_layers(model), own_levels, strict=True):
+            layer.levels = own
     return correct.item() / len(split)
 
 
@@ -425,11 +439,9 @@ def train(args) -> dict:
         if "calibration" in data.splits:
             record["calibration_accuracy"] = evaluate_ann(model, data.splits["calibration"])
             if max(train_levels) > args.levels:
-                set_levels(model, max(train_levels))
                 record[f"calibration_accuracy_L{max(train_levels)}"] = evaluate_ann(
-                    model, data.splits["calibration"]
+                    model, data.splits["calibration"], levels=max(train_levels)
                 )
-                set_levels(model, args.levels)
         if args.average_from and epoch + 1 >= args.average_from:
             average = update_average(average, model)
             record["averaged_epochs"] = average["count"]

@@ -9,7 +9,7 @@ from dynconf import cli
 from dynconf.data import load_digits
 from dynconf.qcfs import build_model, qcfs_layers
 from dynconf.snn import SpikingNetwork, simulate
-from dynconf.train import load_checkpoint, model_from_checkpoint
+from dynconf.train import evaluate_ann, load_checkpoint, model_from_checkpoint
 
 
 def ann_json(capsys, *argv) -> dict:
@@ -42,6 +42,10 @@ def test_ann_accuracy_matches_a_network_built_at_those_levels(capsys, digits_che
     for levels in (4, 16):
         expected = reference_accuracy(ckpt, calibration, levels)
         assert out["accuracy_by_levels"][str(levels)] == pytest.approx(expected, abs=1e-12)
+    # evaluate_ann at other levels gives the model its own levels back
+    model = model_from_checkpoint(ckpt)
+    assert evaluate_ann(model, calibration, levels=16) == out["accuracy_by_levels"]["16"]
+    assert {layer.levels for layer in qcfs_layers(model)} == {4}
     # without --levels: the checkpoint's own
     own = ann_json(capsys, "--checkpoint", str(digits_checkpoint), "--dataset", "digits")
     assert own["accuracy_by_levels"] == {"4": out["accuracy_by_levels"]["4"]}
