@@ -4,7 +4,7 @@ Only routing and the shared sidebar live here; each page is one thin file in ``a
 and the helpers they share are in ``ui.py``. (Not ``pages/``: Streamlit treats a folder of
 that name as a legacy multipage app and then runs a deep-linked page without this file, so
 without the sidebar, on a server's first run.) Numbers come from ``dynconf``, figures from
-``dynconf.figures``.
+``dynconf.report.figures``.
 """
 
 import streamlit as st

@@ -3,9 +3,9 @@
 import streamlit as st
 
 import ui
-from dynconf import export, figures
-from dynconf.confidence import DECODERS, USES_KAPPA
+from dynconf.core.decoders import DECODERS, USES_KAPPA
 from dynconf.errors import DynconfError
+from dynconf.report import export, figures
 
 ctx = ui.context()
 st.title("Compare runs and decoders")

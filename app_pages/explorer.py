@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from dynconf import figures
+from dynconf.report import figures
 
 ctx = ui.context()
 an = ctx.analysis

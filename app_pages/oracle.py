@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from dynconf import figures
+from dynconf.report import figures
 
 VARIANTS = {
     "first_correct": "first correct (stop at the first right answer)",

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from dynconf import figures
+from dynconf.report import figures
 
 ctx = ui.context()
 an = ctx.analysis

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from dynconf import export, figures
+from dynconf.report import export, figures
 
 ctx = ui.context()
 st.title("Threshold selection")

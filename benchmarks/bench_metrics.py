@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from dynconf import metrics
-from dynconf.confidence import decode_outputs
+from dynconf.core import metrics
+from dynconf.core.decoders import decode_outputs
 
 
 def synthetic_outputs(n: int, t: int, k: int, seed: int = 0):

@@ -27,10 +27,10 @@ import time
 import numpy as np
 import torch
 
-from dynconf.confidence import decode_outputs
-from dynconf.metrics import evaluate, sweep
-from dynconf.qcfs import build_model
-from dynconf.snn import SpikingNetwork, simulate, simulate_early_exit
+from dynconf.core.decoders import decode_outputs
+from dynconf.core.metrics import evaluate, sweep
+from dynconf.engine.qcfs import build_model
+from dynconf.engine.snn import SpikingNetwork, simulate, simulate_early_exit
 
 
 def best_of(fn, repeats: int) -> float:
@@ -46,7 +46,7 @@ def best_of(fn, repeats: int) -> float:
 
 def load_model(checkpoint: str | None):
     if checkpoint and os.path.exists(checkpoint):
-        from dynconf.train import load_checkpoint, model_from_checkpoint
+        from dynconf.engine.train import load_checkpoint, model_from_checkpoint
 
         return model_from_checkpoint(load_checkpoint(checkpoint)), "trained"
     torch.manual_seed(0)
@@ -56,7 +56,7 @@ def load_model(checkpoint: str | None):
 
 def images(n: int, data_root: str | None) -> torch.Tensor:
     if data_root:
-        from dynconf.data import load_cifar10
+        from dynconf.engine.data import load_cifar10
 
         test = load_cifar10(data_root, splits=("test",)).splits["test"]
         pick = np.linspace(0, len(test) - 1, n).round().astype(int)
@@ -89,7 +89,7 @@ def spikingjelly_run(ann, x, T: int):
         return None
     import copy
 
-    from dynconf.qcfs import QCFS
+    from dynconf.engine.qcfs import QCFS
 
     net = copy.deepcopy(ann).eval().to(memory_format=torch.channels_last)
     nodes = []

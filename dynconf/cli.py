@@ -27,10 +27,16 @@ from dynconf import __version__
 from dynconf.errors import DynconfError
 
 LAZY_COMMANDS = {
-    "train": ("dynconf.train", "train a QCFS ANN (needs torch)"),
-    "simulate": ("dynconf.simulate", "simulate a checkpoint as an SNN into a run (needs torch)"),
-    "export": ("dynconf.export", "export figures, CSV and a LaTeX table of a run"),
-    "ann": ("dynconf.ann", "ANN accuracy at more QCFS levels, an SNN stand-in (needs torch)"),
+    "train": ("dynconf.engine.train", "train a QCFS ANN (needs torch)"),
+    "simulate": (
+        "dynconf.engine.simulate",
+        "simulate a checkpoint as an SNN into a run (needs torch)",
+    ),
+    "export": ("dynconf.report.export", "export figures, CSV and a LaTeX table of a run"),
+    "ann": (
+        "dynconf.engine.levels",
+        "ANN accuracy at more QCFS levels, an SNN stand-in (needs torch)",
+    ),
 }
 RUNS_ROOT = Path("cached_runs")
 
@@ -55,13 +61,13 @@ def _run_path(value: str) -> Path:
 
 
 def _load(args):
-    from dynconf.runs import load_run
+    from dynconf.core.store import load_run
 
     return load_run(_run_path(args.run_dir))
 
 
 def _decode(run, split: str, args):
-    from dynconf.confidence import decode
+    from dynconf.core.decoders import decode
 
     return decode(run.split(split), decoder=args.decoder, kappa=args.kappa)
 
@@ -86,7 +92,7 @@ def _thresholds(value: str | None):
 
 
 def _grid(dec, spec):
-    from dynconf import metrics
+    from dynconf.core import metrics
 
     if spec is None or isinstance(spec, int):
         return metrics.default_thresholds(dec, 1000 if spec is None else spec)
@@ -98,7 +104,7 @@ def _pct(x) -> str:
 
 
 def _add_decoder_args(p) -> None:
-    from dynconf.confidence import DECODERS
+    from dynconf.core.decoders import DECODERS
 
     p.add_argument("--decoder", default="paper", choices=DECODERS, help="default: paper")
     p.add_argument("--kappa", type=float, default=None, help="decoder scale (default: T_max)")
@@ -108,7 +114,7 @@ def _add_decoder_args(p) -> None:
 
 
 def cmd_import(args) -> tuple[dict, str]:
-    from dynconf.runs import disk_bytes, import_outputs, make_created
+    from dynconf.core.store import disk_bytes, import_outputs, make_created
 
     start = time.perf_counter()
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
@@ -164,7 +170,7 @@ def _final_prediction(outputs) -> np.ndarray:
 
 
 def cmd_info(args) -> tuple[dict, str]:
-    from dynconf.runs import disk_bytes
+    from dynconf.core.store import disk_bytes
 
     run = _load(args)
     sizes = disk_bytes(run)
@@ -195,7 +201,7 @@ def cmd_info(args) -> tuple[dict, str]:
 
 
 def cmd_evaluate(args) -> tuple[dict, str]:
-    from dynconf import metrics
+    from dynconf.core import metrics
 
     run = _load(args)
     dec = _decode(run, args.split, args)
@@ -222,7 +228,7 @@ def cmd_evaluate(args) -> tuple[dict, str]:
 
 
 def cmd_oracle(args) -> tuple[dict, str]:
-    from dynconf import metrics
+    from dynconf.core import metrics
 
     run = _load(args)
     # Oracles use correctness only (argmax S_t), the same under every decoder; "mean" is
@@ -250,7 +256,7 @@ def cmd_oracle(args) -> tuple[dict, str]:
 
 
 def cmd_sweep(args) -> tuple[dict, str]:
-    from dynconf import metrics
+    from dynconf.core import metrics
 
     run = _load(args)
     dec = _decode(run, args.split, args)
@@ -286,7 +292,7 @@ def cmd_sweep(args) -> tuple[dict, str]:
 
 
 def cmd_select(args) -> tuple[dict, str]:
-    from dynconf import metrics
+    from dynconf.core import metrics
 
     run = _load(args)
     cal = _decode(run, args.calibration_split, args)

@@ -43,8 +43,8 @@ def synthetic_split(
 def build_synthetic_run(
     path: Path, n_test: int = 600, n_cal: int = 400, T: int = 16, K: int = 10, seed: int = 0
 ):
-    """A complete, valid run directory (test + calibration splits) via dynconf.runs."""
-    from dynconf.runs import save_run
+    """A complete, valid run directory (test + calibration splits) via dynconf.core.store."""
+    from dynconf.core.store import save_run
 
     neurons = 2000
     return save_run(
@@ -65,7 +65,7 @@ def build_synthetic_run(
 def dashboard_runs(tmp_path_factory) -> Path:
     """A runs root: a good synthetic run ("synth"), the same stored as top-k only
     ("synth_topk", where per-step decoders cannot work) and a damaged run ("broken")."""
-    from dynconf.runs import save_run
+    from dynconf.core.store import save_run
 
     root = tmp_path_factory.mktemp("runs")
     build_synthetic_run(root / "synth")

@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from dynconf import train as train_module
+from dynconf.engine import train as train_module
 
 
 def train_args(out, **overrides):
@@ -48,7 +48,7 @@ def digits_checkpoint(tmp_path_factory):
 @pytest.fixture
 def trained_digits(digits_checkpoint):
     """(ANN in eval mode, (test images, test labels)) for the digits model."""
-    from dynconf.data import load_digits
+    from dynconf.engine.data import load_digits
 
     ann = train_module.model_from_checkpoint(train_module.load_checkpoint(digits_checkpoint))
     test = load_digits().splits["test"]

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from dynconf import cli
-from dynconf.data import load_digits
-from dynconf.qcfs import build_model, qcfs_layers
-from dynconf.snn import SpikingNetwork, simulate
-from dynconf.train import evaluate_ann, load_checkpoint, model_from_checkpoint
+from dynconf.engine.data import load_digits
+from dynconf.engine.qcfs import build_model, qcfs_layers
+from dynconf.engine.snn import SpikingNetwork, simulate
+from dynconf.engine.train import evaluate_ann, load_checkpoint, model_from_checkpoint
 
 
 def ann_json(capsys, *argv) -> dict:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dynconf import metrics
-from dynconf.confidence import decode
-from dynconf.runs import load_run
+from dynconf.core import metrics
+from dynconf.core.decoders import decode
+from dynconf.core.store import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -379,8 +379,8 @@ def test_simulation_from_the_runs_page(env, digits_checkpoint):
 
 
 def test_threshold_move_recomputes_only_the_threshold(env, monkeypatch):
-    import dynconf.confidence
-    from dynconf import metrics as m
+    import dynconf.core.decoders
+    from dynconf.core import metrics as m
 
     at = app("explorer", threshold="0.5")
     calls: dict[str, int] = {}
@@ -394,7 +394,7 @@ def test_threshold_move_recomputes_only_the_threshold(env, monkeypatch):
 
         monkeypatch.setattr(module, name, wrapper)
 
-    counting(dynconf.confidence, "decode")
+    counting(dynconf.core.decoders, "decode")
     for name in ("sweep", "baseline_curve", "oracle_curve", "oracle", "select_threshold",
                  "evaluate", "capped_curve"):  # fmt: skip
         counting(m, name)

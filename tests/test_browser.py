@@ -138,9 +138,9 @@ def move_slider(page, expected, count: int):
 def test_explorer_in_a_real_browser(server, browser, tmp_path):
     from PIL import Image
 
-    from dynconf import metrics
-    from dynconf.confidence import decode
-    from dynconf.runs import load_run
+    from dynconf.core import metrics
+    from dynconf.core.decoders import decode
+    from dynconf.core.store import load_run
 
     run = load_run(server["runs"] / "synth")
     sp = run.split("test")

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dynconf import cli, metrics
-from dynconf.confidence import decode
-from dynconf.runs import load_run
+from dynconf import cli
+from dynconf.core import metrics
+from dynconf.core.decoders import decode
+from dynconf.core.store import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 

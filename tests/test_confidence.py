@@ -11,10 +11,10 @@ from conftest import synthetic_split
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynconf import metrics
-from dynconf.confidence import DECODERS, decode, decode_outputs
+from dynconf.core import metrics
+from dynconf.core.decoders import DECODERS, decode, decode_outputs
+from dynconf.core.store import save_run
 from dynconf.errors import DynconfError, RunFormatError
-from dynconf.runs import save_run
 
 # --------------------------------------------------------------------------- slow reference
 

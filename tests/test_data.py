@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dynconf.data import (
+from dynconf.engine.data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     ArraySplit,

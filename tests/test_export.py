@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dynconf import export, figures, metrics
-from dynconf.confidence import decode
+from dynconf.core import metrics
+from dynconf.core.decoders import decode
+from dynconf.core.store import load_run
 from dynconf.errors import DynconfError
-from dynconf.runs import load_run
+from dynconf.report import export, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,9 @@ def test_export_command_bad_input_is_one_line_exit_2(dashboard_runs, tmp_path):
 
 
 def test_import_export_does_not_load_kaleido_or_torch():
-    code = "import sys, dynconf.export; print('kaleido' in sys.modules, 'torch' in sys.modules)"
+    code = (
+        "import sys, dynconf.report.export; print('kaleido' in sys.modules, 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.split() == ["False", "False"], out.stderr
 

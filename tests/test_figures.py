@@ -1,4 +1,4 @@
-"""dynconf.figures draws exactly the numbers dynconf.metrics computes, in Okabe-Ito colours."""
+"""dynconf.report.figures draws exactly the numbers dynconf.core.metrics computes, in Okabe-Ito colours."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dynconf import figures, metrics
-from dynconf.confidence import decode
-from dynconf.runs import load_run
+from dynconf.core import metrics
+from dynconf.core.decoders import decode
+from dynconf.core.store import load_run
+from dynconf.report import figures
 
 THRESHOLD = 0.6
 

@@ -1,7 +1,7 @@
 """metrics.py against a plain per-sample Python reference, plus invariants (hypothesis).
 
 The reference functions below are written from method.md alone, one sample and one step at
-a time, and share no code with dynconf.metrics.
+a time, and share no code with dynconf.core.metrics.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynconf import metrics
-from dynconf.confidence import Decoded, decode
+from dynconf.core import metrics
+from dynconf.core.decoders import Decoded, decode
 from dynconf.errors import DynconfError
 
 # --------------------------------------------------------------------------- slow reference

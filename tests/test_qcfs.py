@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dynconf.qcfs import ARCHITECTURES, QCFS, build_model, qcfs_layers, set_levels
+from dynconf.engine.qcfs import ARCHITECTURES, QCFS, build_model, qcfs_layers, set_levels
 
 
 def reference_qcfs(z: float, lam: float, levels: int) -> float:

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from conftest import synthetic_split
 
-from dynconf import runs
-from dynconf.confidence import decode, decode_outputs
+from dynconf.core import store as runs
+from dynconf.core.decoders import decode, decode_outputs
+from dynconf.core.store import add_split, import_outputs, list_runs, load_run, save_run
 from dynconf.errors import RunFormatError
-from dynconf.runs import add_split, import_outputs, list_runs, load_run, save_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -431,7 +431,7 @@ def test_crash_during_split_overwrite_never_mixes(tmp_path, monkeypatch):
 
 KILL_SCRIPT = """
 import sys, numpy as np
-from dynconf.runs import save_run
+from dynconf.core.store import save_run
 arrays = {"outputs": np.ones((40, 2000, 100), np.float32), "labels": np.zeros(2000, np.int64)}
 print("ready", flush=True)
 for i in range(1000):

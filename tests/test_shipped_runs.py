@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from dynconf import metrics
-from dynconf.confidence import decode
-from dynconf.runs import load_run
-from dynconf.snn import SpikingNetwork, simulate
-from dynconf.train import load_checkpoint, model_from_checkpoint
+from dynconf.core import metrics
+from dynconf.core.decoders import decode
+from dynconf.core.store import load_run
+from dynconf.engine.snn import SpikingNetwork, simulate
+from dynconf.engine.train import load_checkpoint, model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (ROOT / "cached_runs").iterdir() if (p / "meta.json").is_file())
@@ -61,7 +61,7 @@ def test_calibration_images_were_held_out_of_training(run_dir):
 
 def _images_by_id(run, split_name: str, count: int):
     """``count`` evenly spaced samples of a shipped split, re-read from the dataset."""
-    from dynconf.data import load_cifar10, load_digits
+    from dynconf.engine.data import load_cifar10, load_digits
 
     ids = np.asarray(run.split(split_name).ids)
     pick = np.linspace(0, len(ids) - 1, count).round().astype(int)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dynconf.data import load_digits
-from dynconf.runs import load_run
-from dynconf.snn import SpikingNetwork, simulate
-from dynconf.train import load_checkpoint, model_from_checkpoint
+from dynconf.core.store import load_run
+from dynconf.engine.data import load_digits
+from dynconf.engine.snn import SpikingNetwork, simulate
+from dynconf.engine.train import load_checkpoint, model_from_checkpoint
 
 
 def simulate_cli(checkpoint, out, *extra, T=16, limit=60):

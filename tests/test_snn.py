@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from dynconf.qcfs import QCFS, build_model
-from dynconf.snn import IFNeurons, SpikingNetwork, simulate, simulate_early_exit
+from dynconf.engine.qcfs import QCFS, build_model
+from dynconf.engine.snn import IFNeurons, SpikingNetwork, simulate, simulate_early_exit
 
 
 def run_if(currents, threshold, steps_at_once=1):
@@ -149,7 +149,7 @@ def test_randomly_initialised_resnet_converts_and_runs():
 
 
 def test_exact_float32_turns_tf32_off_and_restores_it():
-    from dynconf.snn import exact_float32
+    from dynconf.engine.snn import exact_float32
 
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:

@@ -9,8 +9,7 @@ import time
 import pytest
 import torch
 
-from dynconf.errors import DataError
-from dynconf.train import (
+from dynconf.engine.train import (
     learning_rate,
     load_checkpoint,
     model_from_checkpoint,
@@ -18,6 +17,7 @@ from dynconf.train import (
     train,
     training_commands,
 )
+from dynconf.errors import DataError
 from tests.snn_fixtures import train_args
 
 
@@ -160,7 +160,7 @@ def test_training_commands_reads_checkpoints_from_before_the_chain_was_recorded(
 def test_weight_averaging_is_the_mean_of_the_epochs_with_batchnorm_refitted(
     digits_checkpoint, tmp_path
 ):
-    from dynconf.data import load_digits
+    from dynconf.engine.data import load_digits
 
     out = tmp_path / "swa"
     iterates, results = [], []
@@ -220,7 +220,7 @@ def test_a_broken_weight_average_in_last_pt_is_a_clear_error(digits_checkpoint, 
 
 
 def test_train_levels_cycle_per_batch_and_the_checkpoint_keeps_levels(tmp_path, monkeypatch):
-    from dynconf.qcfs import QCFS, qcfs_layers
+    from dynconf.engine.qcfs import QCFS, qcfs_layers
 
     first_layer, levels = [], []  # levels of the first QCFS layer at each training forward
     forward = QCFS.forward

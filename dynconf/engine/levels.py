@@ -33,8 +33,13 @@ def add_arguments(parser) -> None:
 def run_command(args) -> dict:
     import torch
 
-    from dynconf.simulate import load_checkpoint_data, pick_device
-    from dynconf.train import evaluate_ann, load_checkpoint, model_from_checkpoint, parse_level_list
+    from dynconf.engine.simulate import load_checkpoint_data, pick_device
+    from dynconf.engine.train import (
+        evaluate_ann,
+        load_checkpoint,
+        model_from_checkpoint,
+        parse_level_list,
+    )
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     ckpt = load_checkpoint(args.checkpoint)

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dynconf import export, figures
 from dynconf.errors import DynconfError
+from dynconf.report import export, figures
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THRESHOLD = 0.9
 THRESHOLD_STEP = 0.005  # slider resolution; the number box beside it takes any value
 PREFERRED_RUNS = ("cifar10_resnet20", "digits")
@@ -100,7 +100,7 @@ class Listing:
 
 @st.cache_data(show_spinner="Checking runs...", max_entries=8)
 def _list_root(root: str, stamp: tuple, source: str) -> list[Listing]:
-    from dynconf.runs import list_runs
+    from dynconf.core.store import list_runs
 
     out = []
     for item in list_runs(root):
@@ -130,7 +130,7 @@ def run_listing() -> list[Listing]:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _load_run(path: str, stamp: tuple):
-    from dynconf.runs import load_run
+    from dynconf.core.store import load_run
 
     return load_run(path)
 
@@ -147,7 +147,7 @@ class Analysis:
     """
 
     def __init__(self, run: Any, split: str, decoder: str, kappa: float | None) -> None:
-        from dynconf.confidence import decode
+        from dynconf.core.decoders import decode
 
         self.run, self.split_name, self.decoder, self.kappa = run, split, decoder, kappa
         self.data = run.split(split)
@@ -163,18 +163,18 @@ class Analysis:
 
     @cached_property
     def baseline(self) -> np.ndarray:
-        from dynconf import metrics
+        from dynconf.core import metrics
 
         return np.asarray(metrics.baseline_curve(self.decoded))
 
     @cached_property
     def sweep(self) -> Any:
-        from dynconf import metrics
+        from dynconf.core import metrics
 
         return metrics.sweep(self.decoded)
 
     def oracle_curve(self, variant: str = "first_correct", never_correct: str = "cap") -> Any:
-        from dynconf import metrics
+        from dynconf.core import metrics
 
         return self._get(
             ("oracle_curve", variant, never_correct),
@@ -184,7 +184,7 @@ class Analysis:
         )
 
     def oracle(self, variant: str = "first_correct", never_correct: str = "cap") -> Any:
-        from dynconf import metrics
+        from dynconf.core import metrics
 
         return self._get(
             ("oracle", variant, never_correct),
@@ -192,7 +192,7 @@ class Analysis:
         )
 
     def evaluate(self, threshold: float) -> Any:
-        from dynconf import metrics
+        from dynconf.core import metrics
 
         return metrics.evaluate(
             self.decoded,
@@ -202,7 +202,7 @@ class Analysis:
         )
 
     def capped(self, threshold: float) -> Any:
-        from dynconf import metrics
+        from dynconf.core import metrics
 
         return metrics.capped_curve(self.decoded, threshold)
 
@@ -226,7 +226,7 @@ def _selection(
     kappa: float | None,
     tolerance: float,
 ) -> Any:
-    from dynconf import metrics
+    from dynconf.core import metrics
 
     cal_a = _analysis(path, stamp, cal, decoder, kappa)
     test_a = _analysis(path, stamp, split, decoder, kappa)
@@ -272,7 +272,7 @@ _ERR_KEY = "_dynconf_context_error"
 
 def _decoders() -> tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]:
     """Decoder names, their labels and those that take a kappa."""
-    from dynconf import confidence
+    from dynconf.core import decoders as confidence
 
     return tuple(confidence.DECODERS), dict(confidence.DECODER_LABELS), confidence.USES_KAPPA
 
@@ -757,7 +757,7 @@ def _digits_images() -> np.ndarray:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _imagefolder_files(folder: str) -> list[str]:
     """Files of an ImageFolder tree in torchvision's order, as the simulator numbered them."""
-    from dynconf.data import scan_imagefolder  # imports no torch
+    from dynconf.engine.data import scan_imagefolder  # imports no torch
 
     return [str(f) for f in scan_imagefolder(Path(folder))[1]]
 
@@ -824,10 +824,10 @@ def import_upload(
     """Validate and import an uploaded outputs file exactly as ``dynconf import`` does.
 
     The bytes go to a temporary file under the work folder, then through
-    ``dynconf.runs.import_outputs`` (shape, dtype, pickle and finiteness checks); the run
+    ``dynconf.core.store.import_outputs`` (shape, dtype, pickle and finiteness checks); the run
     appears atomically as ``work_runs/NAME`` or gains the split if it exists already.
     """
-    from dynconf.runs import import_outputs
+    from dynconf.core.store import import_outputs
 
     _check_new_name(name)
     for fname, blob in ((filename, data), *([labels] if labels else [])):

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dynconf import figures
 from dynconf.errors import DynconfError
+from dynconf.report import figures
 
 FORMATS = ("png", "svg", "pdf")
 MIME = {
@@ -193,8 +193,8 @@ def collect_charts(
     ``threshold`` None means: the one chosen on ``calibration`` (method.md section 4), or
     0.9 when the run has no calibration split. Returns (charts, PolicyResult, context).
     """
-    from dynconf import metrics
-    from dynconf.confidence import decode
+    from dynconf.core import metrics
+    from dynconf.core.decoders import decode
 
     if split not in run.split_names:
         raise DynconfError(
@@ -347,7 +347,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> dict[str, Any]:
-    from dynconf.runs import load_run
+    from dynconf.core.store import load_run
 
     formats = parse_formats(args.formats)
     run = load_run(args.run_dir)

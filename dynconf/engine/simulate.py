@@ -3,11 +3,11 @@
 ``python -m dynconf simulate --checkpoint CKPT --dataset cifar10 --data-root DIR --T 64
 --splits calibration,test --out cached_runs/NAME``
 
-Each batch is simulated once in the fast multi-step mode (``dynconf.snn.simulate``) and its
+Each batch is simulated once in the fast multi-step mode (``dynconf.engine.snn.simulate``) and its
 per-step outputs and hidden spike counts are written to a hidden work folder beside ``--out``
 (``.NAME.partial``) as soon as they are done, so a killed simulation resumes where it stopped
 when the same command is run again. Only when every split is complete is the run written,
-atomically, in the run format of ``dynconf.runs``; the work folder is then removed. A progress
+atomically, in the run format of ``dynconf.core.store``; the work folder is then removed. A progress
 file (``--progress-file``) lets another process (the dashboard) follow along.
 """
 
@@ -108,7 +108,7 @@ def load_checkpoint_data(config: dict, dataset: str, data_root, splits: list[str
     Refuses a dataset other than the one trained on, and a calibration split other than the
     images held out of that training (else "calibration" accuracy would be training accuracy).
     """
-    from dynconf.data import load_dataset
+    from dynconf.engine.data import load_dataset
 
     if config["dataset"] != dataset:
         raise DataError(f"checkpoint was trained on {config['dataset']}, not {dataset}")
@@ -130,9 +130,9 @@ def simulate_checkpoint(args) -> dict:
     import torch
     from tqdm import tqdm
 
-    from dynconf.runs import save_run
-    from dynconf.snn import SpikingNetwork, simulate
-    from dynconf.train import load_checkpoint, model_from_checkpoint, training_commands
+    from dynconf.core.store import save_run
+    from dynconf.engine.snn import SpikingNetwork, simulate
+    from dynconf.engine.train import load_checkpoint, model_from_checkpoint, training_commands
 
     started = time.time()
     out = Path(args.out)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynconf.qcfs import QCFS
+from dynconf.engine.qcfs import QCFS
 
 
 @contextlib.contextmanager

@@ -173,7 +173,7 @@ def training_commands(ckpt: dict) -> list[str]:
 
 def model_from_checkpoint(ckpt: dict):
     """Rebuild the QCFS network described by a checkpoint and load its weights."""
-    from dynconf.qcfs import build_model
+    from dynconf.engine.qcfs import build_model
 
     cfg = ckpt["config"]
     model = build_model(cfg["arch"], cfg["levels"], cfg["num_classes"])
@@ -211,7 +211,7 @@ def evaluate_ann(model, split, batch_size: int = 500, levels: int | None = None)
     """
     import torch
 
-    from dynconf.qcfs import qcfs_layers, set_levels
+    from dynconf.engine.qcfs import qcfs_layers, set_levels
 
     own_levels = [layer.levels for layer in qcfs_layers(model)]
     device = next(model.parameters()).device
@@ -289,9 +289,9 @@ def train(args) -> dict:
     from torch.optim.swa_utils import update_bn
     from tqdm import tqdm
 
-    from dynconf.data import load_dataset
-    from dynconf.qcfs import build_model, set_levels
-    from dynconf.simulate import pick_device
+    from dynconf.engine.data import load_dataset
+    from dynconf.engine.qcfs import build_model, set_levels
+    from dynconf.engine.simulate import pick_device
 
     if args.average_from < 0:
         raise DataError("--average-from must be an epoch number >= 1, or 0 for off")

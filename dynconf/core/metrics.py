@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dynconf.confidence import Decoded
+from dynconf.core.decoders import Decoded
 from dynconf.errors import DynconfError
 
 ACC_SLACK = 0.005  # default "near the front": at most 0.5 accuracy points below it

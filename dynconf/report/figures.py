@@ -1,6 +1,6 @@
 """Every Plotly figure of dynconf, shared by the Streamlit app and ``dynconf export``.
 
-Each builder takes numbers already computed by ``dynconf.metrics`` (it computes nothing of
+Each builder takes numbers already computed by ``dynconf.core.metrics`` (it computes nothing of
 its own beyond counting and reshaping) and returns a :class:`Chart`: the figure plus the
 exact numbers it draws as a tidy table, so that a CSV download always matches its picture
 and the app and the command-line export can never drift apart.

@@ -1,0 +1,1 @@
+"""numpy-only core: the run format, decoders, exit policies, metrics, oracle, selection."""

@@ -1,0 +1,1 @@
+"""torch engine: models, datasets, SNN simulation with real early exit, training."""

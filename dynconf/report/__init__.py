@@ -1,0 +1,1 @@
+"""Plotly figures and static export, shared by the app and the command line."""
