@@ -1,15 +1,18 @@
 """Compare: runs and decoders on one accuracy-latency plane, latency at matched accuracy."""
 
+import pandas as pd
 import streamlit as st
 
-import ui
-from dynconf.core.decoders import DECODERS, USES_KAPPA
+from dynconf.core.compare import CompareEntry, compare_table
+from dynconf.core.decoders import DECODERS
+from dynconf.core.selection import default_split
 from dynconf.errors import DynconfError
-from dynconf.report import export, figures
+from dynconf.report import figures
+from ui import caches, charts, state
 
-ctx = ui.context()
+ctx = state.context()
 st.title("Compare runs and decoders")
-ok = [item for item in ui.run_listing() if item.ok]
+ok = [item for item in caches.run_listing() if item.ok]
 names = [item.name for item in ok]
 by_name = {item.name: item for item in ok}
 c1, c2 = st.columns(2)
@@ -27,25 +30,26 @@ if not chosen or not decoders:
 
 entries = []
 for name in chosen:
-    run = ui.get_run(by_name[name].path)
-    split = ctx.split if ctx.split in run.split_names else export.default_split(run)
+    run = caches.get_run(by_name[name].path)
+    split = ctx.split if ctx.split in run.split_names else default_split(run)
     for dec in decoders:
         # The sidebar's kappa applies to the current run; other runs use their own T_max.
-        kappa = ctx.kappa if (name == ctx.listing.name and dec in USES_KAPPA) else None
+        kappa = ctx.kappa if (name == ctx.listing.name and DECODERS[dec].uses_kappa) else None
         try:
-            an = ui.get_analysis(by_name[name].path, split, dec, kappa)
+            an = caches.get_analysis(by_name[name].path, split, dec, kappa)
         except DynconfError as exc:  # e.g. a top-k run cannot feed every decoder
             st.warning(f"{name} · {dec} left out: {exc}")
             continue
-        entries.append(figures.CompareEntry(f"{name}/{split} · {dec}", an.baseline, an.sweep))
+        entries.append(CompareEntry(f"{name}/{split} · {dec}", an.baseline, an.sweep))
 if not entries:
     st.stop()
 
-ui.show_chart(figures.compare(entries), key="compare-plane")
+charts.show_chart(figures.compare(entries), key="compare-plane")
 st.subheader("Latency at matched accuracy")
 st.caption(
     "For each entry, the lowest mean latency of Dynamic Confidence (over the threshold sweep) "
     "that reaches its own full-length baseline accuracy minus the given points, next to the "
     "fixed T the baseline needs for the same accuracy."
 )
-st.dataframe(figures.compare_table(entries, [d / 100 for d in sorted(drops)]), hide_index=True)
+table = compare_table(entries, [d / 100 for d in sorted(drops)])
+st.dataframe(pd.DataFrame(table), hide_index=True)

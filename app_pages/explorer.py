@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-import ui
+from dynconf.core.formatting import pct
 from dynconf.report import figures
+from ui import charts, state
 
-ctx = ui.context()
+ctx = state.context()
 an = ctx.analysis
 res = an.evaluate(ctx.threshold)  # the only threshold-dependent computation, with capped
 T = ctx.run.T_max
@@ -19,7 +20,7 @@ st.caption(
 m = st.columns(5)
 m[0].metric(
     "Accuracy",
-    ui.pct(res.accuracy),
+    pct(res.accuracy),
     delta=f"{100 * (res.accuracy - res.baseline_accuracy):+.2f} pp vs T = {T}",
 )
 m[1].metric(
@@ -28,23 +29,23 @@ m[1].metric(
     delta=f"{res.mean_latency - T:+.2f}",
     delta_color="inverse",
 )
-m[2].metric("Reduction vs T_max", ui.pct(res.latency_reduction, 1))
+m[2].metric("Reduction vs T_max", pct(res.latency_reduction, 1))
 m[3].metric(
     "Reduction vs iso-accuracy T",
-    "n/a" if res.latency_reduction_vs_iso is None else ui.pct(res.latency_reduction_vs_iso, 1),
+    "n/a" if res.latency_reduction_vs_iso is None else pct(res.latency_reduction_vs_iso, 1),
     help="Against the smallest fixed T whose accuracy is at least the policy's"
     + (f" (T = {res.iso_accuracy_steps})." if res.iso_accuracy_steps else ": none reaches it."),
 )
 m[4].metric(
     "Spikes saved",
-    "not recorded" if res.spike_saving is None else ui.pct(res.spike_saving, 1),
+    "not recorded" if res.spike_saving is None else pct(res.spike_saving, 1),
     help=None
     if res.spikes_per_neuron_at_exit is None
     else f"{res.spikes_per_neuron_at_exit:.3f} vs {res.spikes_per_neuron_full:.3f} spikes per "
     "neuron per image",
 )
 
-ui.show_chart(
+charts.show_chart(
     figures.accuracy_latency(
         an.baseline,
         res,
@@ -56,17 +57,17 @@ ui.show_chart(
 )
 left, right = st.columns(2)
 with left:
-    ui.show_chart(figures.exit_histogram(res, T), key="explorer-hist")
+    charts.show_chart(figures.exit_histogram(res, T), key="explorer-hist")
 with right:
-    ui.show_chart(figures.threshold_response(an.sweep, res), key="explorer-response")
+    charts.show_chart(figures.threshold_response(an.sweep, res), key="explorer-response")
 
-event = ui.show_chart(
+event = charts.show_chart(
     figures.exit_scatter(res, an.data.labels, an.data.ids, ctx.run.classes),
     key="explorer-scatter",
     on_select="rerun",
     selection_mode="points",
 )
-clicked = ui.clicked_position(event, "explorer")
+clicked = charts.clicked_position(event, "explorer")
 if clicked is not None:
     st.session_state["picked_sample"] = clicked  # read by the Samples page
     st.page_link(
@@ -78,4 +79,4 @@ else:
     st.caption("Click a point to pick that sample for the Samples page.")
 
 st.subheader("Export")
-ui.pack_buttons(ctx, key="explorer", res=res)
+charts.pack_buttons(ctx, key="explorer", res=res)

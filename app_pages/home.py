@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-import ui
+from dynconf.core.formatting import pct
 from dynconf.report import figures
+from ui import charts, state
 
 st.title("Dynamic Confidence lab")
 st.caption(
     "Li, Jones & Furber, *Unleashing the Potential of Spiking Neural Networks with Dynamic "
     "Confidence*, ICCV 2023. Choose the run and split in the sidebar."
 )
-ctx = ui.context()
+ctx = state.context()
 run, meta = ctx.run, ctx.run.meta
 
 st.subheader(f"Run: {run.name}")
@@ -24,10 +25,10 @@ c[0].metric("T_max (time steps)", run.T_max)
 c[1].metric(f"Samples in '{ctx.split}'", f"{meta['splits'][ctx.split]:,}")
 ann = meta.get("ann_accuracy")
 ann = ann.get(ctx.split) if isinstance(ann, dict) else ann  # per split or global
-c[2].metric("ANN accuracy", ui.pct(ann) if ann is not None else "n/a")
+c[2].metric("ANN accuracy", pct(ann) if ann is not None else "n/a")
 c[3].metric(
     f"SNN accuracy at T = {run.T_max}",
-    ui.pct(float(ctx.analysis.baseline[-1])),
+    pct(float(ctx.analysis.baseline[-1])),
     help=f"Measured on the '{ctx.split}' split of this run.",
 )
 st.caption(
@@ -40,7 +41,7 @@ if meta.get("notes"):
 
 chart = figures.accuracy_by_T(meta, ctx.split)
 if chart is not None:
-    ui.show_chart(chart, key="home-by-T")
+    charts.show_chart(chart, key="home-by-T")
 
 st.subheader("Dynamic Confidence in one minute")
 st.markdown(

@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-import ui
+from dynconf.core.formatting import pct
 from dynconf.report import figures
+from ui import charts, state
 
 VARIANTS = {
     "first_correct": "first correct (stop at the first right answer)",
@@ -15,7 +16,7 @@ CONVENTIONS = {
     "step1": "stop at step 1 (omniscient)",
 }
 
-ctx = ui.context()
+ctx = state.context()
 an = ctx.analysis
 T = ctx.run.T_max
 res = an.evaluate(ctx.threshold)
@@ -48,11 +49,11 @@ if show_all:
 
 orc = an.oracle(variant, never)
 m = st.columns(4)
-m[0].metric(f"Oracle accuracy (cap {T})", ui.pct(orc.accuracy))
+m[0].metric(f"Oracle accuracy (cap {T})", pct(orc.accuracy))
 m[1].metric("Oracle mean latency", f"{orc.mean_latency:.2f} steps")
 m[2].metric(
     f"Policy at C = {ctx.threshold:.4g}",
-    ui.pct(res.accuracy),
+    pct(res.accuracy),
     delta=f"{100 * (res.accuracy - orc.accuracy):+.2f} pp vs oracle",
 )
 m[3].metric(
@@ -62,7 +63,7 @@ m[3].metric(
     delta_color="inverse",
 )
 
-ui.show_chart(
+charts.show_chart(
     figures.oracle_bound(an.baseline, curves, policy=an.capped(ctx.threshold), current=res),
     key="oracle-fig1",
 )

@@ -5,11 +5,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-import ui
+from dynconf import jobs
+from dynconf.core.store import default_runs_root, default_work_root
+from dynconf.engine.data import dataset_names  # the dataset registry; imports no torch
 from dynconf.errors import DynconfError
+from dynconf.inputs import default_data_root
+from ui import caches, uploads
 
 st.title("Runs")
-listing = ui.run_listing()
+listing = caches.run_listing()
 rows = []
 for item in listing:
     meta = item.meta or {}
@@ -36,7 +40,7 @@ else:
 for item in listing:
     if not item.ok:
         st.error(f"**{item.name}** is damaged and cannot be opened: {item.error}")
-st.caption(f"Shipped runs: `{ui.runs_root()}` · yours: `{ui.work_root()}`")
+st.caption(f"Shipped runs: `{default_runs_root()}` · yours: `{default_work_root()}`")
 
 # ------------------------------------------------------------------ import
 st.header("Import an outputs file")
@@ -44,10 +48,10 @@ st.markdown(
     "An `.npz` with `outputs` **[T, N, K]** (per-step outputs of the last layer, time first), "
     "`labels` [N] and optionally `spikes` [T, N] and `ids` [N]; or an `.npy` outputs array "
     "plus a labels `.npy`. Checked exactly like `python -m dynconf import` "
-    f"(at most {ui.MAX_UPLOAD_MB:g} MB)."
+    f"(at most {uploads.MAX_UPLOAD_MB:g} MB)."
 )
 with st.form("import_form", clear_on_submit=False):
-    up = st.file_uploader("Outputs file", type=list(ui.UPLOAD_TYPES), key="imp_file")
+    up = st.file_uploader("Outputs file", type=list(uploads.UPLOAD_TYPES), key="imp_file")
     up_labels = st.file_uploader(
         "Labels (.npy, only with an .npy outputs file)", type=["npy"], key="imp_labels"
     )
@@ -67,7 +71,7 @@ if submitted:
         st.error("Choose an outputs file first.")
     else:
         try:
-            run = ui.import_upload(
+            run = uploads.import_upload(
                 name.strip(),
                 up.name,
                 up.getvalue(),
@@ -88,7 +92,7 @@ if submitted:
 
 # ------------------------------------------------------------------ simulate
 st.header("Simulate a checkpoint")
-candidates = ui.checkpoint_candidates()
+candidates = uploads.checkpoint_candidates()
 if not candidates:
     st.info(
         "No checkpoint found (shipped runs' `model.pt`, or `checkpoints/*/model.pt` written "
@@ -99,7 +103,7 @@ with st.form("sim_form"):
     pick = st.selectbox("Checkpoint", options, key="sim_pick")
     other = st.text_input("Other checkpoint path", key="sim_other")
     c1, c2, c3, c4 = st.columns(4)
-    datasets = ["digits", "cifar10", "imagefolder"]
+    datasets = list(dataset_names())
     guess = candidates.get(pick) if pick in candidates else None
     dataset = c1.selectbox(
         "Dataset",
@@ -133,14 +137,15 @@ if launch:
     ]
     if limit:
         args += ["--limit", str(int(limit))]
-    if ui.data_root() is not None:
-        args += ["--data-root", str(ui.data_root())]
+    data_root = default_data_root()
+    if data_root is not None:
+        args += ["--data-root", str(data_root)]
     try:
         if not ckpt or not Path(ckpt).is_file():
             raise DynconfError(f"checkpoint {ckpt!r} does not exist")
         if not splits:
             raise DynconfError("choose at least one split")
-        ui.start_job(run_name.strip(), args)
+        jobs.start_job(run_name.strip(), args)
     except DynconfError as exc:
         st.error(f"Not started: {exc}")
     else:
@@ -148,11 +153,11 @@ if launch:
 
 
 def jobs_panel() -> None:
-    jobs = ui.list_jobs()
-    if not jobs:
+    listed = jobs.list_jobs()
+    if not listed:
         st.caption("No simulations yet.")
         return
-    for job in jobs:
+    for job in listed:
         status = job.status()
         prog = job.progress()
         done, total = prog.get("done", 0), prog.get("total") or 0
@@ -169,7 +174,7 @@ def jobs_panel() -> None:
                 c2.button(
                     "Cancel",
                     key=f"cancel-{job.name}",
-                    on_click=ui.cancel_job,
+                    on_click=jobs.cancel_job,
                     args=(job,),
                     icon=":material/stop:",
                 )
@@ -179,15 +184,17 @@ def jobs_panel() -> None:
                 elif status == "failed":
                     c1.error("Failed; the log's last lines:")
                     c1.code(job.log_tail() or "(empty log)")
-                c2.button("Dismiss", key=f"forget-{job.name}", on_click=ui.forget_job, args=(job,))
+                c2.button(
+                    "Dismiss", key=f"forget-{job.name}", on_click=jobs.forget_job, args=(job,)
+                )
     # A job that just finished must reach the sidebar's run list: rerun the whole app once.
-    finished = {j.name for j in jobs if j.status() == "done"}
+    finished = {j.name for j in listed if j.status() == "done"}
     if finished - st.session_state.get("_jobs_done", set()):
         st.session_state["_jobs_done"] = finished
         st.rerun(scope="app")
 
 
 st.subheader("Simulations")
-running = any(job.alive() for job in ui.list_jobs())
+running = any(job.alive() for job in jobs.list_jobs())
 # Poll only while something runs, so an idle page does not rerun forever.
 st.fragment(jobs_panel, run_every=1.0 if running else None)()

@@ -3,10 +3,11 @@
 import numpy as np
 import streamlit as st
 
-import ui
+from dynconf.core.decoders import class_probabilities
 from dynconf.report import figures
+from ui import caches, charts, state
 
-ctx = ui.context()
+ctx = state.context()
 an = ctx.analysis
 dec, data = an.decoded, an.data
 res = an.evaluate(ctx.threshold)
@@ -61,7 +62,7 @@ m[4].metric("Confidence at exit", f"{dec.confidence[step - 1, pos]:.4f}")
 
 left, right = st.columns([2, 1])
 with left:
-    ui.show_chart(
+    charts.show_chart(
         figures.sample_confidence(
             dec.confidence[:, pos],
             ctx.threshold,
@@ -72,26 +73,28 @@ with left:
         key="sample-confidence",
     )
 with right:
-    image, source = ui.sample_image(ctx.run, ctx.split, sid)
+    image, source = caches.sample_image(ctx.run, ctx.split, sid)
     if image is None:
         st.info(f"Image unavailable: {source}.")
     else:
-        ui.show_chart(figures.sample_image(image, f"id {sid} ({names[label]})"), key="sample-image")
+        charts.show_chart(
+            figures.sample_image(image, f"id {sid} ({names[label]})"), key="sample-image"
+        )
         st.caption(source)
 
 if data.outputs is not None:
-    probs = figures.class_probabilities(np.asarray(data.outputs[:, pos, :]), ctx.decoder, dec.kappa)
-    ui.show_chart(figures.sample_probabilities(probs, names, label), key="sample-probs")
+    probs = class_probabilities(np.asarray(data.outputs[:, pos, :]), ctx.decoder, dec.kappa)
+    charts.show_chart(figures.sample_probabilities(probs, names, label), key="sample-probs")
 else:
     st.info("Class probabilities need the full per-step outputs; this run stores top-k only.")
 
-event = ui.show_chart(
+event = charts.show_chart(
     figures.exit_scatter(res, data.labels, data.ids, names, title="Pick a sample"),
     key="samples-scatter",
     on_select="rerun",
     selection_mode="points",
 )
-clicked = ui.clicked_position(event, "samples")
+clicked = charts.clicked_position(event, "samples")
 if clicked is not None and clicked != pos:
     ss["picked_sample"] = clicked
     st.rerun()

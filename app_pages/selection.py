@@ -3,10 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-import ui
-from dynconf.report import export, figures
+from dynconf.core.formatting import pct
+from dynconf.core.selection import calibration_split
+from dynconf.report import figures
+from ui import caches, charts, state
 
-ctx = ui.context()
+ctx = state.context()
 st.title("Threshold selection")
 st.caption(
     "Sweep C on calibration data, keep the non-dominated (latency, accuracy) points, pick the "
@@ -20,7 +22,7 @@ if not others:
         "on. Simulate a calibration split (Runs page) or pick another split in the sidebar."
     )
     st.stop()
-default = export.calibration_split(ctx.run, ctx.split) or others[0]
+default = calibration_split(ctx.run, ctx.split) or others[0]
 c1, c2 = st.columns(2)
 cal = c1.selectbox("Calibration split", others, index=others.index(default), key="sel_cal")
 tol = c2.number_input(
@@ -39,19 +41,19 @@ if cal == "test" or ctx.split != "test":
         "evaluation split played no part in choosing C."
     )
 
-sel = ui.get_selection(ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tol / 100.0)
+sel = caches.get_selection(ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tol / 100.0)
 lo, hi = sel.band
 m = st.columns(4)
 m[0].metric("Chosen threshold C", f"{sel.threshold:.4g}")
 m[1].metric(
     f"On {cal}",
-    ui.pct(sel.calibration.accuracy),
+    pct(sel.calibration.accuracy),
     delta=f"{sel.calibration.mean_latency:.2f} steps",
     delta_color="off",
 )
 m[2].metric(
     f"On {ctx.split}",
-    ui.pct(sel.test.accuracy),
+    pct(sel.test.accuracy),
     delta=f"{100 * (sel.test.accuracy - sel.test.baseline_accuracy):+.2f} pp vs T_max",
 )
 m[3].metric(
@@ -66,16 +68,16 @@ st.markdown(
 )
 st.button(
     f"Use C = {sel.threshold:.4g} everywhere",
-    on_click=ui.set_threshold,
+    on_click=state.set_threshold,
     args=(sel.threshold,),
     icon=":material/check:",
     key="sel_use",
 )
-ui.show_chart(
+charts.show_chart(
     figures.pareto_selection(sel, baseline_accuracy=sel.calibration.baseline_accuracy),
     key="selection-front",
 )
-ui.show_chart(
+charts.show_chart(
     figures.threshold_response(
         sel.sweep,
         sel.calibration,

@@ -29,7 +29,7 @@ import torch
 
 from dynconf.core.decoders import decode_outputs
 from dynconf.core.metrics import evaluate, sweep
-from dynconf.engine.qcfs import build_model
+from dynconf.engine.models import build_model
 from dynconf.engine.snn import SpikingNetwork, simulate, simulate_early_exit
 
 
@@ -46,7 +46,7 @@ def best_of(fn, repeats: int) -> float:
 
 def load_model(checkpoint: str | None):
     if checkpoint and os.path.exists(checkpoint):
-        from dynconf.engine.train import load_checkpoint, model_from_checkpoint
+        from dynconf.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
         return model_from_checkpoint(load_checkpoint(checkpoint)), "trained"
     torch.manual_seed(0)
@@ -89,7 +89,7 @@ def spikingjelly_run(ann, x, T: int):
         return None
     import copy
 
-    from dynconf.engine.qcfs import QCFS
+    from dynconf.engine.models import QCFS
 
     net = copy.deepcopy(ann).eval().to(memory_format=torch.channels_last)
     nodes = []

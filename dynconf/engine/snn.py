@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynconf.engine.qcfs import QCFS
+from dynconf.engine.models.qcfs import QCFS
 
 
 @contextlib.contextmanager
@@ -231,29 +231,43 @@ def simulate_early_exit(
     snn: SpikingNetwork,
     images: torch.Tensor,
     T_max: int,
-    threshold: float,
+    threshold: float | None = None,
     kappa: float | None = None,
     batch_size: int | None = None,
+    *,
+    policy=None,
+    decoder: str = "paper",
 ) -> EarlyExitResult:
-    """Step-by-step simulation with the paper's exit rule; exited samples leave the batch.
+    """Step-by-step simulation with a real early exit: exited samples leave the batch.
 
-    Confidence at step t is ``max softmax(S_t / kappa)`` (kappa defaults to T_max); a sample
-    exits at the first t where it is ``> threshold`` (strict), or at T_max.
+    ``policy`` is any causal exit policy of dynconf.core.policies (default: the paper's rule,
+    ``Threshold(threshold)``); after every step it sees each active sample's accumulated
+    output S_t, read through ``decoder`` (default "paper", with ``kappa``, default T_max), and
+    says which samples stop; the rest run on, at most to T_max. The decision is computed by
+    the same decoder and policy code as on a cached run, in float64 on the CPU, so the exits
+    equal those computed from the cached outputs (tests check it).
 
     With ``batch_size`` smaller than the number of images, the batch is refilled: each sample
     that exits frees its slot for the next waiting image (which starts at its own step 1 with
     a fresh membrane ``theta / 2``), so the network keeps running on full batches and the
     compute saved by early exits turns into wall-clock time saved.
     """
-    kappa = float(T_max if kappa is None else kappa)
+    from dynconf.core.decoders import check_kappa
+    from dynconf.core.policies import Threshold
+
+    if policy is None:
+        if threshold is None:
+            raise ValueError("give a threshold or a policy")
+        policy = Threshold(threshold)
+    rule = policy.online(decoder, check_kappa(decoder, kappa, T_max), T_max)
     n = images.shape[0]
     batch_size = n if batch_size is None else max(1, min(batch_size, n))
     exit_steps = np.full(n, T_max, dtype=np.int64)
     predictions = np.zeros(n, dtype=np.int64)
     snn.reset()
-    active = torch.arange(batch_size)  # which image each batch row holds
+    active = np.arange(batch_size)  # which image each batch row holds
     x = images[:batch_size].clone()  # rows are overwritten by refills
-    age = torch.zeros(batch_size, dtype=torch.long)  # steps each row has run
+    age = np.zeros(batch_size, dtype=np.int64)  # steps each row has run
     total = None
     next_image = batch_size
     sample_steps = steps_run = 0
@@ -262,28 +276,32 @@ def simulate_early_exit(
         steps_run += 1
         sample_steps += len(active)
         age += 1
-        total = out[0].double() if total is None else total + out[0].double()
-        confidence = torch.softmax(total / kappa, dim=1).amax(1).cpu()  # bookkeeping on CPU
-        leaving = (confidence > threshold) | (age >= T_max)
+        z = out[0].double().cpu().numpy()  # the policy's bookkeeping runs on the CPU
+        total = z.copy() if total is None else total + z
+        leaving = rule.step(total, z, age) | (age >= T_max)
         if leaving.any():
-            rows = torch.nonzero(leaving).flatten()
-            idx = active[rows].numpy()
-            exit_steps[idx] = age[rows].numpy()
-            predictions[idx] = total[rows].argmax(1).cpu().numpy()
+            rows = np.flatnonzero(leaving)
+            idx = active[rows]
+            exit_steps[idx] = age[rows]
+            predictions[idx] = total[rows].argmax(1)
             # Waiting images take the freed rows in place (no copy of the network state);
             # only once the stream runs dry does the batch shrink.
             fresh = min(len(rows), n - next_image)
             if fresh:
-                slots, new = rows[:fresh], torch.arange(next_image, next_image + fresh)
+                slots, new = rows[:fresh], np.arange(next_image, next_image + fresh)
                 next_image += fresh
-                snn.refill(slots.to(x.device))
-                active[slots], x[slots] = new, images[new]
+                snn.refill(torch.from_numpy(slots).to(x.device))
+                active[slots] = new
+                x[torch.from_numpy(slots).to(x.device)] = images[torch.from_numpy(new)].to(x.device)
                 total[slots], age[slots] = 0.0, 0
+                rule.restart(slots)
             if fresh < len(rows):
-                stay = torch.ones(len(active), dtype=torch.bool)
+                stay = np.ones(len(active), dtype=bool)
                 stay[rows[fresh:]] = False
-                stay = torch.nonzero(stay).flatten()
-                snn.keep(stay.to(x.device))
-                active, x, total, age = active[stay], x[stay], total[stay], age[stay]
+                stay = np.flatnonzero(stay)
+                snn.keep(torch.from_numpy(stay).to(x.device))
+                rule.keep(stay)
+                keep_rows = torch.from_numpy(stay).to(x.device)
+                active, x, total, age = active[stay], x[keep_rows], total[stay], age[stay]
     snn.reset()
     return EarlyExitResult(exit_steps, predictions, steps_run, sample_steps)

@@ -1,0 +1,67 @@
+"""Static export: figures as PNG/SVG/PDF (kaleido), their data as CSV, a LaTeX table.
+
+The `export` command: argparse over dynconf.report.export, which does the work (and which
+the app's figure pack uses too). kaleido is imported only when the first image is drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dynconf.core.selection import calibration_split, default_split
+from dynconf.core.store import load_run
+from dynconf.report import export
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="run directory (e.g. cached_runs/digits)")
+    parser.add_argument("--out", required=True, help="folder to write the figures into")
+    parser.add_argument("--split", default=None, help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="confidence threshold C (default: chosen on the calibration split, else 0.9)",
+    )
+    parser.add_argument("--decoder", default="paper", help="confidence decoder (default: paper)")
+    parser.add_argument("--kappa", type=float, default=None, help="paper decoder's kappa")
+    parser.add_argument(
+        "--calibration",
+        default=None,
+        help="split to choose the threshold on (default: calibration/train split if present)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="accuracy the chosen threshold may give up vs the baseline, as a fraction",
+    )
+    parser.add_argument(
+        "--formats", default=",".join(export.FORMATS), help="comma-separated: png,svg,pdf"
+    )
+
+
+def run_command(args: argparse.Namespace) -> dict[str, Any]:
+    formats = export.parse_formats(args.formats)
+    run = load_run(args.run_dir)
+    split = args.split or default_split(run)
+    calibration = args.calibration or calibration_split(run, split)
+    charts, result, context = export.collect_charts(
+        run,
+        split,
+        threshold=args.threshold,
+        decoder=args.decoder,
+        kappa=args.kappa,
+        calibration=calibration,
+        tolerance=args.tolerance,
+    )
+    written = export.write_files(args.out, export.pack_files(run, charts, result, context, formats))
+    return {
+        "out": str(Path(args.out)),
+        "files": sorted(str(path) for path in written),
+        "charts": [c.key for c in charts],
+        **context,
+        "metrics": result.to_dict(per_sample=False),
+    }

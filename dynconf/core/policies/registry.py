@@ -1,0 +1,21 @@
+"""The one list of exit policies.
+
+The CLI (`evaluate --policy`), the engine's early exit and the policy comparisons read
+``POLICIES``. To add a policy, write a module in this folder with a dataclass subclass of
+``ExitPolicy`` (see base.py), then name it in the import and in the tuple below
+(docs/ARCHITECTURE.md, "add an exit policy").
+"""
+
+from dynconf.core.policies.base import ExitPolicy
+from dynconf.core.policies.patience import Patience
+from dynconf.core.policies.threshold import Threshold
+from dynconf.errors import DynconfError
+
+POLICIES: dict[str, type[ExitPolicy]] = {p.name: p for p in (Threshold, Patience)}
+
+
+def get_policy(name: str) -> type[ExitPolicy]:
+    try:
+        return POLICIES[name]
+    except (KeyError, TypeError):
+        raise DynconfError(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})") from None

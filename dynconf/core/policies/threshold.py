@@ -1,0 +1,242 @@
+"""The threshold rule (Dynamic Confidence as published): exit at the first t with c_t > C.
+
+tau_i = min{t : c_{i,t} > C} (strict), T if never (method.md section 3).
+
+How one threshold is fast and a sweep is exact. For each sample keep only its "records": the
+steps where the running maximum of c strictly increases (step 1 always is one). The first step
+with c_t > C is always a record (every earlier value is <= C), so the exit step for C is the
+step of the first record whose value is > C. Record values increase within a sample, so one
+threshold is a vectorised binary search per sample (O(N log T)). For a sweep, raising C past a
+record's value moves that sample's exit from the record's step to the next record's step (or
+T), a fixed change in latency and correctness; with all records sorted once by value and those
+changes cumulatively summed, any threshold is a searchsorted (side="right" because a record
+equal to C does not pass the strict rule). ThresholdCache holds these precomputations, built
+once per Decoded and kept on it (dec.cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dynconf.core.decoders import Decoded, get_decoder
+from dynconf.core.pareto import ACC_SLACK, LAT_SLACK, Sweep, near_front, pareto_front
+from dynconf.core.policies.base import ExitPolicy, OnlineRule, accuracy_needed, check_threshold
+from dynconf.core.results import Curve, PolicyResult, baseline_counts, capped_curve, summarize
+from dynconf.errors import DynconfError
+
+
+class ThresholdCache:
+    """Per-(split, decoder) precomputation; each threshold afterwards costs O(N log T)."""
+
+    def __init__(self, dec: Decoded):
+        self.dec = dec
+        T, N = dec.T, dec.N
+        self.T, self.N = T, N
+        conf = dec.confidence
+        # Records: c_t > max(c_1..c_{t-1}); in sample-major order so each sample's records
+        # are one contiguous, increasing run of the flat arrays.
+        is_record = np.empty((T, N), bool)
+        is_record[0] = True
+        if T > 1:
+            running_max = np.maximum.accumulate(conf, axis=0)
+            np.greater(conf[1:], running_max[:-1], out=is_record[1:])
+        sample, step0 = np.nonzero(is_record.T)
+        self.rec_values = conf[step0, sample]
+        self.rec_steps = (step0 + 1).astype(np.int32)
+        counts = np.bincount(sample, minlength=N)
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+        self._search_rounds = int(counts.max()).bit_length()
+        self._flat_correct = dec.correct.reshape(-1)
+        self._columns = np.arange(N)
+        self.baseline_counts = baseline_counts(dec)  # [T] correct at fixed t
+        self._events = None  # built on the first sweep
+
+    # -- one threshold
+
+    def exit_steps(self, threshold) -> np.ndarray:
+        """tau_i for every sample, 1-based, int32."""
+        c = check_threshold(threshold)
+        values, ends = self.rec_values, self.ends
+        # Branchless binary search, all samples at once: pos ends as the last record of each
+        # sample with value <= c (start - 1 if none); records increase within a sample.
+        pos = self.starts - 1
+        cand = np.empty_like(pos)
+        ok = np.empty(self.N, bool)
+        below = np.empty(self.N, bool)
+        seen = np.empty(self.N, np.float64)
+        for k in range(self._search_rounds - 1, -1, -1):
+            np.add(pos, 1 << k, out=cand)
+            np.less(cand, ends, out=ok)
+            np.take(values, cand, out=seen, mode="clip")
+            np.less_equal(seen, c, out=below)
+            ok &= below
+            np.copyto(pos, cand, where=ok)
+        pos += 1  # the first record with value > c, if it belongs to the sample
+        found = pos < ends
+        steps = np.take(self.rec_steps, pos, mode="clip")
+        steps[~found] = self.T
+        return steps
+
+    def evaluate(self, threshold, spikes=None, neurons=None) -> PolicyResult:
+        c = check_threshold(threshold)
+        return summarize(
+            self.dec,
+            self.exit_steps(c),
+            policy="threshold",
+            params={"threshold": c},
+            threshold=c,
+            spikes=spikes,
+            neurons=neurons,
+        )
+
+    def capped_curve(self, threshold) -> Curve:
+        """Accuracy and mean latency of exit step min(tau_i, T') for T' = 1..T."""
+        return capped_curve(self.dec, self.exit_steps(threshold))
+
+    # -- many thresholds
+
+    def _build_events(self):
+        T = self.T
+        steps = self.rec_steps
+        next_steps = np.empty_like(steps)
+        next_steps[:-1] = steps[1:]
+        next_steps[self.ends - 1] = T  # after a sample's last record it runs to T
+        sample = np.repeat(self._columns, self.ends - self.starts)
+        flat_now = (steps.astype(np.int64) - 1) * self.N + sample
+        flat_next = (next_steps.astype(np.int64) - 1) * self.N + sample
+        d_latency = (next_steps - steps).astype(np.int64)
+        d_correct = self._flat_correct[flat_next].astype(np.int64) - self._flat_correct[flat_now]
+        order = np.argsort(self.rec_values)  # ties need no order: they pass together
+        zero = np.zeros(1, np.int64)
+        self._events = (
+            self.rec_values[order],
+            np.concatenate([zero, np.cumsum(d_latency[order])]),
+            np.concatenate([zero, np.cumsum(d_correct[order])]),
+        )
+
+    def sweep_counts(self, thresholds) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (sum of exit steps, number correct) for each threshold, any order."""
+        c = np.asarray(thresholds, dtype=np.float64)
+        if np.isnan(c).any():
+            raise DynconfError("thresholds must not be NaN")
+        if self._events is None:
+            self._build_events()
+        values, cum_latency, cum_correct = self._events
+        passed = np.searchsorted(values, c, side="right")  # records with value <= C
+        # With no record passed every sample exits at step 1.
+        latency_sum = self.N + cum_latency[passed]
+        n_correct = self.baseline_counts[0] + cum_correct[passed]
+        return latency_sum, n_correct
+
+    def default_thresholds(self, n: int = 1000) -> np.ndarray:
+        """A grid of about n thresholds: half evenly spaced on [0, 1], half at quantiles of
+        the distinct record values (where the policy actually changes)."""
+        n = max(int(n), 2)
+        values = np.unique(self.rec_values)
+        ranks = np.linspace(0, len(values) - 1, num=min(len(values), n // 2)).round()
+        return np.unique(
+            np.concatenate([np.linspace(0.0, 1.0, n - n // 2), values[ranks.astype(int)]])
+        )
+
+    def sweep(self, thresholds=None, acc_slack=ACC_SLACK, lat_slack=LAT_SLACK) -> Sweep:
+        if thresholds is None:
+            thresholds = self.default_thresholds()
+        thresholds = np.unique(np.asarray(thresholds, dtype=np.float64))
+        if thresholds.size == 0:
+            raise DynconfError("no thresholds to sweep")
+        latency_sum, n_correct = self.sweep_counts(thresholds)
+        latency, accuracy = latency_sum / self.N, n_correct / self.N
+        return Sweep(
+            thresholds=thresholds,
+            accuracy=accuracy,
+            mean_latency=latency,
+            n_correct=n_correct,
+            on_front=pareto_front(latency, accuracy),
+            near_front=near_front(latency, accuracy, acc_slack, lat_slack),
+            acc_slack=float(acc_slack),
+            lat_slack=float(lat_slack),
+        )
+
+
+def threshold_cache(dec: Decoded) -> ThresholdCache:
+    """The ThresholdCache of dec, built on first use and kept on dec (dec.cache["threshold"])."""
+    cache = dec.cache.get("threshold")
+    if cache is None:
+        cache = dec.cache["threshold"] = ThresholdCache(dec)
+    return cache
+
+
+class ThresholdOnline(OnlineRule):
+    """c_t > C on the decoder's confidence of each row's own S_t: no memory."""
+
+    def __init__(self, threshold: float, decoder: str, kappa: float | None):
+        self.threshold, self.decoder, self.kappa = threshold, get_decoder(decoder), kappa
+
+    def step(self, S, z, t):
+        c = self.decoder.confidence(S, z, np.asarray(t, dtype=np.float64), self.kappa)
+        return c > self.threshold
+
+
+@dataclass
+class Threshold(ExitPolicy):
+    """Dynamic Confidence: stop once the confidence is above C."""
+
+    threshold: float
+    name = "threshold"
+    summary = "exit at the first step whose confidence is above C"
+
+    def __post_init__(self):
+        self.threshold = check_threshold(self.threshold)
+
+    def exit_steps(self, dec: Decoded) -> np.ndarray:
+        return threshold_cache(dec).exit_steps(self.threshold)
+
+    def evaluate(self, dec: Decoded, spikes=None, neurons=None) -> PolicyResult:
+        return threshold_cache(dec).evaluate(self.threshold, spikes, neurons)
+
+    def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
+        return ThresholdOnline(self.threshold, decoder, kappa)
+
+    @classmethod
+    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
+        grid = np.union1d(threshold_cache(cal).default_thresholds(), [1.0])
+        return [cls(float(c)) for c in grid]
+
+    @classmethod
+    def fit(cls, cal: Decoded, tolerance: float = 0.0) -> ExitPolicy:
+        # The same choice as the generic fit, from one exact sweep instead of a loop.
+        choice = choose_threshold(cal, tolerance)
+        return cls(float(choice.sweep.thresholds[choice.index]))
+
+
+@dataclass
+class ThresholdChoice:
+    """The calibration sweep and the position in it of the chosen threshold."""
+
+    sweep: Sweep
+    index: int
+    need: int  # correct calibration samples required
+
+
+def choose_threshold(
+    cal: Decoded,
+    tolerance: float = 0.0,
+    thresholds=None,
+    acc_slack: float = ACC_SLACK,
+    lat_slack: float = LAT_SLACK,
+) -> ThresholdChoice:
+    """Lowest-latency swept threshold whose calibration accuracy >= baseline at T_max -
+    tolerance (ties: more correct, then the higher, more conservative threshold). The grid
+    always contains 1.0, which never exits early and so always meets the target."""
+    need = accuracy_needed(cal, tolerance)
+    cache = threshold_cache(cal)
+    if thresholds is None:
+        thresholds = cache.default_thresholds()
+    grid = np.union1d(np.asarray(thresholds, dtype=np.float64), [1.0])
+    sw = cache.sweep(grid, acc_slack, lat_slack)
+    idx = np.flatnonzero(sw.n_correct >= need)
+    best = idx[np.lexsort((-sw.thresholds[idx], -sw.n_correct[idx], sw.mean_latency[idx]))[0]]
+    return ThresholdChoice(sw, int(best), need)

@@ -1,0 +1,186 @@
+"""Background simulation jobs: one detached ``python -m dynconf simulate`` per job.
+
+The Runs page starts simulations that take minutes, while Streamlit reruns its script on
+every click; so a job is a process in its own session (it outlives the script run that
+started it and is cancelled as a group, workers included) plus three files in
+``WORK/.jobs/``:
+
+- ``NAME.job.json``      what was started (written atomically), and whether it was cancelled;
+- ``NAME.progress.json`` written by ``simulate --progress-file`` (done, total, eta_s);
+- ``NAME.log``           the process's stdout and stderr.
+
+A job is judged by those files and /proc, so the jobs of an earlier server process are still
+listed. The run appears as ``WORK/NAME`` only when the simulation completes (simulate writes
+it atomically), which is how "done" is told from "failed".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dynconf.core.atomic import write_json_atomic
+from dynconf.core.store import default_runs_root, default_work_root
+from dynconf.errors import DynconfError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the job runs here, so `-m dynconf` is found
+JOBS_FOLDER = ".jobs"  # hidden: run listings skip it
+
+# Popen handles of the jobs this process started (keyed by job file), so finished ones are
+# reaped and their exit codes known. Jobs of an earlier process are judged by their files.
+_PROCS: dict[str, subprocess.Popen] = {}
+
+
+def jobs_dir(work_root: Path | str | None = None) -> Path:
+    return Path(work_root if work_root is not None else default_work_root()) / JOBS_FOLDER
+
+
+def check_run_name(name: str, runs_root: Path | str | None = None) -> None:
+    """Refuse a name that is not a plain folder name, or that a shipped run already uses."""
+    if not name or name.startswith(".") or not all(ch.isalnum() or ch in "-_" for ch in name):
+        raise DynconfError("run name: use letters, digits, '-' or '_'")
+    shipped = Path(runs_root if runs_root is not None else default_runs_root())
+    if (shipped / name).exists():
+        raise DynconfError(f"'{name}' is a shipped run; choose another name")
+
+
+@dataclass
+class Job:
+    """One background simulation, as stored in its job file."""
+
+    name: str
+    pid: int
+    out: str  # the run directory it will create
+    progress_file: str
+    log_file: str
+    started: float  # time.time()
+    cmd: list[str]
+    cancelled: bool = False
+
+    @property
+    def job_file(self) -> Path:
+        return Path(self.progress_file).with_name(f"{self.name}.job.json")
+
+    def progress(self) -> dict[str, Any]:
+        try:
+            return json.loads(Path(self.progress_file).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def alive(self) -> bool:
+        proc = _PROCS.get(str(self.job_file))
+        if proc is not None:
+            return proc.poll() is None
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has finished
+
+    def returncode(self) -> int | None:
+        """The exit code, for jobs this process started and that have finished."""
+        proc = _PROCS.get(str(self.job_file))
+        return None if proc is None else proc.poll()
+
+    def status(self) -> str:
+        """running, cancelled, done (the run exists) or failed."""
+        if self.alive():
+            return "running"
+        if self.cancelled:
+            return "cancelled"
+        if (Path(self.out) / "meta.json").is_file():
+            return "done"
+        return "failed"
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = Path(self.log_file).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _save(job: Job) -> None:
+    job.job_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(job.job_file, asdict(job))
+
+
+def list_jobs(work_root: Path | str | None = None) -> list[Job]:
+    """Every job under the work root, newest first; unreadable job files are skipped."""
+    folder = jobs_dir(work_root)
+    if not folder.is_dir():
+        return []
+    jobs = []
+    for f in sorted(folder.glob("*.job.json")):
+        if f.name.startswith("."):
+            continue  # an atomic write's temporary file
+        try:
+            jobs.append(Job(**json.loads(f.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(jobs, key=lambda j: -j.started)
+
+
+def start_job(
+    name: str,
+    args: list[str],
+    *,
+    work_root: Path | str | None = None,
+    runs_root: Path | str | None = None,
+) -> Job:
+    """Launch ``python -m dynconf simulate ARGS --out WORK/NAME --progress-file ...``.
+
+    Refuses a bad name, a name taken by a shipped run (``runs_root``) or by an existing run
+    in the work root, and a name whose job is still running.
+    """
+    check_run_name(name, runs_root)
+    work = Path(work_root if work_root is not None else default_work_root())
+    out = work / name
+    if out.exists():
+        raise DynconfError(f"a run named {name!r} already exists")
+    if any(job.name == name and job.alive() for job in list_jobs(work)):
+        raise DynconfError(f"a job named {name!r} is already running")
+    folder = jobs_dir(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    progress = folder / f"{name}.progress.json"
+    log = folder / f"{name}.log"
+    progress.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "dynconf", "simulate", *args,
+           "--out", str(out), "--progress-file", str(progress)]  # fmt: skip
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT,
+            start_new_session=True,  # survives the caller; killpg reaches its workers
+        )
+    job = Job(name, proc.pid, str(out), str(progress), str(log), time.time(), cmd)
+    _PROCS[str(job.job_file)] = proc
+    _save(job)
+    return job
+
+
+def cancel_job(job: Job) -> None:
+    """Stop the job's process group (if still running) and mark it cancelled."""
+    if job.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGTERM)
+    job.cancelled = True
+    _save(job)
+
+
+def forget_job(job: Job) -> None:
+    """Remove a job from the list (its log stays for inspection)."""
+    for path in (job.job_file, Path(job.progress_file)):
+        path.unlink(missing_ok=True)
+    _PROCS.pop(str(job.job_file), None)

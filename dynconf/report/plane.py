@@ -1,0 +1,184 @@
+"""Charts on the accuracy-latency plane: the explorer plane, the oracle bound, the compare overlay.
+
+x is the mean latency in time steps, y the accuracy in percent; the fixed-T baseline is the
+reference in all three (a fixed T costs T steps), so a point above and left of it is a gain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dynconf.report.style import (
+    COLORS,
+    DASHES,
+    OKABE_ITO,
+    PLANE_AXES,
+    SERIES,
+    Chart,
+    FigureBuilder,
+    frame,
+    percent,
+    standard_layout,
+    time_steps,
+)
+from dynconf.report.traces import (
+    PLANE_HOVER,
+    baseline_trace,
+    capped_trace,
+    current_point,
+    front_points,
+    front_trace,
+)
+
+
+def _curve_frame(series: str, curve: Any) -> pd.DataFrame:
+    caps = time_steps(len(curve.latency))
+    return frame(series, mean_latency=curve.latency, accuracy=curve.accuracy, cap=caps)
+
+
+def _current_frame(current: Any) -> pd.DataFrame:
+    return frame(
+        "current",
+        mean_latency=[current.mean_latency],
+        accuracy=[current.accuracy],
+        threshold=[current.threshold],
+    )
+
+
+def accuracy_latency(
+    baseline: Sequence[float],
+    current: Any,
+    capped: Any | None = None,
+    oracle: Any | None = None,
+    sweep: Any | None = None,
+    title: str = "Accuracy vs mean latency",
+) -> Chart:
+    """The accuracy-latency plane of the threshold explorer.
+
+    ``baseline`` is the fixed-T accuracy for t = 1..T (``metrics.baseline_curve``);
+    ``current`` a PolicyResult; ``capped`` and ``oracle`` Curves over caps 1..T; ``sweep`` a
+    Sweep whose ``on_front`` points are drawn as the Pareto front.
+    """
+    base = np.asarray(baseline, dtype=float)
+    steps = time_steps(len(base))
+    fig = FigureBuilder(baseline_trace(base))
+    frames = [frame("baseline", mean_latency=steps, accuracy=base, step=steps)]
+    if sweep is not None:
+        fig.add_trace(front_trace(sweep, name="Pareto front (threshold sweep)"))
+        frames.append(
+            frame(
+                "sweep",
+                mean_latency=np.asarray(sweep.mean_latency),
+                accuracy=np.asarray(sweep.accuracy),
+                threshold=np.asarray(sweep.thresholds),
+                on_front=np.asarray(sweep.on_front, dtype=bool),
+            )
+        )
+    if capped is not None:
+        fig.add_trace(capped_trace(capped, f"policy, capped (C = {current.threshold:.4g})"))
+        frames.append(_curve_frame("policy_capped", capped))
+    if oracle is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(oracle.latency),
+                y=percent(oracle.accuracy),
+                customdata=time_steps(len(oracle.latency)),
+                name="oracle (upper bound)",
+                mode="lines",
+                line={"color": COLORS["oracle"], "width": 2},
+                hovertemplate=f"cap %{{customdata}}<br>{PLANE_HOVER}<extra>oracle</extra>",
+            )
+        )
+        frames.append(_curve_frame("oracle", oracle))
+    fig.add_trace(current_point(current, "current threshold"))
+    frames.append(_current_frame(current))
+    standard_layout(fig, title, *PLANE_AXES, legend_below=True)
+    return Chart("accuracy_latency", title, fig.build(), pd.concat(frames, ignore_index=True))
+
+
+def oracle_bound(
+    baseline: Sequence[float],
+    oracles: Mapping[str, Any],
+    policy: Any | None = None,
+    current: Any | None = None,
+    title: str = "Upper bound of dynamic exit (paper Fig. 1)",
+) -> Chart:
+    """The paper's Figure 1: fixed-T baseline (black) against oracle curves (red family).
+
+    ``oracles`` maps a label to a Curve over caps 1..T; the first is drawn solid red, the
+    others dashed in other colours so that several variants can be compared.
+    """
+    base = np.asarray(baseline, dtype=float)
+    steps = time_steps(len(base))
+    fig = FigureBuilder(baseline_trace(base))
+    frames = [frame("baseline", mean_latency=steps, accuracy=base, cap=steps)]
+    other = [OKABE_ITO["reddish_purple"], OKABE_ITO["orange"], OKABE_ITO["sky_blue"]]
+    for i, (label, curve) in enumerate(oracles.items()):
+        color = COLORS["oracle"] if i == 0 else other[(i - 1) % len(other)]
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(curve.latency),
+                y=percent(curve.accuracy),
+                customdata=time_steps(len(curve.latency)),
+                name=label,
+                mode="lines+markers",
+                line={"color": color, "width": 2, "dash": DASHES[i % len(DASHES)]},
+                marker={"size": 4},
+                hovertemplate="cap %{customdata}<br>mean steps %{x:.2f}"
+                f"<br>accuracy %{{y:.2f}} %<extra>{label}</extra>",
+            )
+        )
+        frames.append(_curve_frame(label, curve))
+    if policy is not None:
+        fig.add_trace(capped_trace(policy, "Dynamic Confidence (capped)"))
+        frames.append(_curve_frame("policy_capped", policy))
+    if current is not None:
+        fig.add_trace(current_point(current, f"current (C = {current.threshold:.4g})"))
+        frames.append(_current_frame(current))
+    standard_layout(fig, title, "mean time steps", "accuracy (%)", legend_below=True)
+    return Chart("oracle_bound", title, fig.build(), pd.concat(frames, ignore_index=True))
+
+
+def compare(entries: Sequence[Any], title: str = "Runs and decoders compared") -> Chart:
+    """Overlay of Pareto fronts (solid) and fixed-T baselines (dotted), one colour per entry.
+
+    ``entries`` are ``dynconf.core.compare.CompareEntry`` (label, baseline, sweep).
+    """
+    fig = FigureBuilder()
+    frames = []
+    for i, e in enumerate(entries):
+        color = SERIES[i % len(SERIES)]
+        base = np.asarray(e.baseline, dtype=float)
+        fig.add_trace(
+            front_trace(
+                e.sweep,
+                name=f"{e.label}: Dynamic Confidence",
+                color=color,
+                legendgroup=e.label,
+                hover_name=e.label,
+            )
+        )
+        fig.add_trace(
+            baseline_trace(
+                base,
+                name=f"{e.label}: baseline",
+                color=color,
+                markers=False,
+                dash="dot",
+                legendgroup=e.label,
+                hover_name=f"{e.label} baseline",
+            )
+        )
+        lat, acc, thr = front_points(e.sweep)
+        frames.append(frame(f"{e.label} front", mean_latency=lat, accuracy=acc, threshold=thr))
+        frames.append(
+            frame(f"{e.label} baseline", mean_latency=time_steps(len(base)), accuracy=base)
+        )
+    standard_layout(fig, title, *PLANE_AXES, legend_below=True)
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Chart("compare", title, fig.build(), data)

@@ -1,0 +1,280 @@
+"""The dashboard in a real Chromium (Playwright on Debian's /usr/bin/chromium).
+
+Starts ``streamlit run app.py`` on a free port against a temporary runs root, opens a deep
+link to the threshold explorer, moves the threshold slider with the keyboard, checks the
+metrics against the library, downloads a PNG and saves docs/screenshot_explorer.png.
+It also measures the timings docs/README_app.md reports; run with ``-s`` to see them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(dashboard_runs, tmp_path_factory):
+    """A real Streamlit server; shipped runs are linked in beside the synthetic one.
+
+    The damaged run joins only in the last test, so the README screenshot shows a clean list.
+    """
+    root = tmp_path_factory.mktemp("browser_runs")
+    (root / "synth").symlink_to(dashboard_runs / "synth")
+    for run in sorted((ROOT / "cached_runs").glob("*/meta.json")):
+        (root / run.parent.name).symlink_to(run.parent)
+    port = free_port()
+    env = dict(os.environ, DYNCONF_RUNS=str(root), DYNCONF_WORK=str(root.parent / "work"))
+    log = open(root.parent / "streamlit.log", "w")  # noqa: SIM115 - closed below
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(Path(log.name).read_text()) from None
+                time.sleep(0.1)
+        yield {"url": url, "started": started, "ready": time.perf_counter(), "runs": root}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+def metric_value(page, label: str):
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]')
+
+
+def move_slider(page, expected, count: int):
+    """Press ArrowRight on the threshold slider ``count`` times; after each press wait until the
+    metrics show the library's values for the new threshold, then until the rerun is over.
+
+    Returns (seconds to new metrics, seconds to rerun finished, final threshold).
+    """
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    number = page.get_by_label("Exact threshold")
+    moves, settled = [], []
+    for _ in range(count):
+        before = float(number.input_value())
+        now = round(before + 0.005, 6)
+        res = expected(now)
+        want = f"{res.mean_latency:.2f} steps"
+        thumb.focus()
+        t1 = time.perf_counter()
+        page.keyboard.press("ArrowRight")
+        # Poll every animation frame (expect() backs off up to 1 s and would inflate timings).
+        page.wait_for_function(
+            """([want, thr]) => {
+                const box = [...document.querySelectorAll('[data-testid="stMetric"]')]
+                    .find(m => m.innerText.startsWith('Mean latency'));
+                const num = document.querySelector('input[aria-label="Exact threshold"]');
+                return box && box.querySelector('[data-testid="stMetricValue"]').innerText
+                    === want && num && num.value === thr;
+            }""",
+            arg=[want, f"{now:.4f}"],
+            polling="raf",
+            timeout=30_000,
+        )
+        moves.append(time.perf_counter() - t1)
+        # ... and until the script run is over and every chart has been redrawn.
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+            polling="raf",
+            timeout=30_000,
+        )
+        settled.append(time.perf_counter() - t1)
+        playwright_api.expect(metric_value(page, "Accuracy")).to_have_text(
+            f"{100 * res.accuracy:.2f} %"
+        )
+    return moves, settled, now
+
+
+def test_explorer_in_a_real_browser(server, browser, tmp_path):
+    from PIL import Image
+
+    from dynconf.core import metrics
+    from dynconf.core.decoders import decode
+    from dynconf.core.store import load_run
+
+    run = load_run(server["runs"] / "synth")
+    sp = run.split("test")
+    dec = decode(sp, "paper")
+
+    def expected(c: float):
+        return metrics.evaluate(dec, c, spikes=sp.spikes, neurons=run.meta["neurons"])
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    t0 = time.perf_counter()
+    # A deep link straight to a page, as a shared URL would be, on the server's first run.
+    page.goto(f"{server['url']}/explorer?run=synth&split=test&decoder=paper&threshold=0.5")
+    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=60_000)
+    first_content = time.perf_counter() - t0
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    first_chart = time.perf_counter() - t0
+    latency = metric_value(page, "Mean latency")
+    playwright_api.expect(latency).to_have_text(f"{expected(0.5).mean_latency:.2f} steps")
+
+    moves, settled, now = move_slider(page, expected, 5)
+    assert f"threshold={now:.6g}" in page.url  # the URL follows the slider
+
+    # Download the accuracy-latency chart as PNG (rendered by kaleido in the server).
+    # (Plotly's own modebar also offers a PNG; ours is the Streamlit download button.)
+    png_button = page.locator('[data-testid="stDownloadButton"]').filter(has_text="PNG").first
+    t2 = time.perf_counter()
+    with page.expect_download(timeout=120_000) as info:
+        png_button.click()
+    download = info.value
+    png_time = time.perf_counter() - t2
+    target = tmp_path / download.suggested_filename
+    download.save_as(target)
+    assert target.name == "accuracy_latency.png" and target.stat().st_size > 0
+    with Image.open(target) as im:
+        im.verify()
+    with Image.open(target) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+
+    # The one-click figure pack: the same files as `dynconf export`, for the current view.
+    pack = page.locator('[data-testid="stDownloadButton"]').filter(has_text="Figure pack")
+    t3 = time.perf_counter()
+    with page.expect_download(timeout=180_000) as info:
+        pack.click()
+    pack_time = time.perf_counter() - t3
+    zpath = tmp_path / info.value.suggested_filename
+    info.value.save_as(zpath)
+    with zipfile.ZipFile(zpath) as zf:
+        names = set(zf.namelist())
+        summary = json.loads(zf.read("metrics.json"))
+    assert {"accuracy_latency.pdf", "exit_scatter.svg", "oracle_bound.png", "metrics.tex"} <= names
+    assert summary["context"]["threshold"] == pytest.approx(now)
+    assert summary["metrics"]["accuracy"] == pytest.approx(expected(now).accuracy)
+
+    # The README screenshot: a real shipped run when there is one, else the synthetic run.
+    shipped = [
+        p.name for p in sorted(server["runs"].iterdir()) if p.name not in ("synth", "broken")
+    ]
+    name = "cifar10_resnet20" if "cifar10_resnet20" in shipped else (shipped or ["synth"])[0]
+    shipped_timings = {}
+    if name != "synth":
+        # the same measurements on the real run (CIFAR-10: 10,000 test samples x 64 steps)
+        ship = load_run(server["runs"] / name)
+        ship_split = ship.split("test")
+        ship_dec = decode(ship_split, "paper")
+
+        def ship_expected(c: float):
+            return metrics.evaluate(
+                ship_dec, c, spikes=ship_split.spikes, neurons=ship.meta.get("neurons")
+            )
+
+        t4 = time.perf_counter()
+        page.goto(f"{server['url']}/explorer?run={name}&split=test&decoder=paper&threshold=0.5")
+        page.locator(".js-plotly-plot .main-svg").nth(2).wait_for(timeout=60_000)
+        shipped_timings["shipped_page_open_to_three_charts_s"] = round(time.perf_counter() - t4, 2)
+        playwright_api.expect(metric_value(page, "Mean latency")).to_have_text(
+            f"{ship_expected(0.5).mean_latency:.2f} steps"
+        )
+        ship_moves, ship_settled, _ = move_slider(page, ship_expected, 3)
+        shipped_timings |= {
+            "shipped_run": f"{name} (test split, {ship_split.N} samples, T_max {ship.T_max})",
+            "shipped_slider_move_to_new_metrics_s": [round(m, 3) for m in ship_moves],
+            "shipped_slider_move_to_run_finished_s": [round(m, 3) for m in ship_settled],
+        }
+    page.goto(f"{server['url']}/explorer?run={name}")
+    page.locator(".js-plotly-plot .main-svg").nth(2).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # let Plotly finish its transitions
+    page.screenshot(path=str(ROOT / "docs" / "screenshot_explorer.png"))
+
+    timings = {
+        "server_start_to_ready_s": round(server["ready"] - server["started"], 2),
+        "page_open_to_page_title_s": round(first_content, 2),
+        "page_open_to_first_chart_s": round(first_chart, 2),
+        "slider_move_to_new_metrics_s": [round(m, 3) for m in moves],
+        "slider_move_to_new_metrics_median_s": round(sorted(moves)[len(moves) // 2], 3),
+        "slider_move_to_run_finished_median_s": round(sorted(settled)[len(settled) // 2], 3),
+        "first_png_download_s": round(png_time, 2),
+        "figure_pack_zip_s": round(pack_time, 2),
+        "screenshot_run": name,
+        **shipped_timings,
+    }
+    print("\nbrowser timings:", json.dumps(timings))
+    if os.environ.get("DYNCONF_TIMINGS"):
+        Path(os.environ["DYNCONF_TIMINGS"]).write_text(json.dumps(timings, indent=2) + "\n")
+
+
+def test_clicking_a_point_picks_that_sample(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server['url']}/samples?run=synth&threshold=0.5")
+    scatter = page.locator(".js-plotly-plot").filter(has_text="Pick a sample")
+    scatter.locator(".main-svg").first.wait_for(timeout=60_000)
+    scatter.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    # Screen position of the 4th "wrong" point, from Plotly's own axis mapping.
+    point = scatter.evaluate(
+        """gd => { const t = gd._fullData[1], k = 3, r = gd.getBoundingClientRect();
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            return {x: r.left + xa._offset + xa.l2p(t.x[k]),
+                    y: r.top + ya._offset + ya.l2p(t.y[k]), id: t.x[k]}; }"""
+    )
+    page.mouse.click(point["x"], point["y"])
+    playwright_api.expect(metric_value(page, "Sample id")).to_have_text(
+        str(point["id"]), timeout=30_000
+    )
+    playwright_api.expect(metric_value(page, "Answer at exit")).to_be_visible()
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_damaged_run_shows_reason_in_browser(server, browser, dashboard_runs):
+    # A damaged run appearing while the server runs is picked up and reported, not fatal.
+    (server["runs"] / "broken").symlink_to(dashboard_runs / "broken")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server['url']}/runs")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="broken").first
+    playwright_api.expect(alert).to_contain_text("test.outputs.npy", timeout=60_000)
+    assert not page.locator('[data-testid="stException"]').count()
+    buf = io.BytesIO(page.screenshot())
+    assert buf.getbuffer().nbytes > 0

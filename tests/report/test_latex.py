@@ -1,0 +1,62 @@
+"""The LaTeX table and caption: headline numbers, escaping, the decoder named via the registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynconf.core import metrics
+from dynconf.core.decoders import DECODERS, decode, kappa_label
+from dynconf.core.store import load_run
+from dynconf.report import export, latex
+
+
+@pytest.fixture(scope="module")
+def synth(dashboard_runs):
+    return load_run(dashboard_runs / "synth")
+
+
+def test_latex_table_holds_headline_metrics(synth):
+    res = metrics.evaluate(
+        decode(synth.split("test")), 0.6, spikes=synth.split("test").spikes,
+        neurons=synth.meta["neurons"],
+    )  # fmt: skip
+    tex = latex.latex_table(res, synth.T_max, "C on my_run & co", label="tab:x")
+    assert tex.startswith(r"\begin{table}") and r"\end{table}" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"my\_run \& co" in tex  # user text is escaped
+    assert f"{100 * res.accuracy:.2f}" in tex
+    assert f"{res.mean_latency:.2f}" in tex
+    assert f"{100 * res.latency_reduction:.1f}" in tex
+    assert f"{res.spikes_per_neuron_at_exit:.3f}" in tex
+    # Every body row has three cells.
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert all(line.count("&") == 2 for line in body)
+
+
+def test_tex_escape_covers_every_special_character():
+    assert latex.tex_escape("a_b&c%d$e#f{g}h~i^j\\k") == (
+        r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
+    )
+
+
+@pytest.mark.parametrize("decoder", tuple(DECODERS))
+@pytest.mark.parametrize("kappa", [None, 7.0])
+def test_caption_reads_the_decoder_registry(synth, decoder, kappa):
+    context = {"decoder": decoder, "kappa": kappa, "split": "test", "threshold": 0.6}
+    text = latex.caption(synth, context)
+    assert f"decoder {decoder} ({DECODERS[decoder].label})" in text
+    label = kappa_label(decoder, kappa, synth.T_max)
+    if DECODERS[decoder].uses_kappa:  # every decoder with a kappa shows it, not only paper
+        assert label and label in text
+    else:
+        assert label == "" and "kappa =" not in text
+    assert text.endswith("threshold C = 0.6.")
+
+
+def test_app_and_pack_write_the_same_table(synth):
+    charts, res, context = export.collect_charts(synth, "test", threshold=0.6, kappa=5.0)
+    files = export.pack_files(synth, charts[:1], res, context, formats=())
+    tex = latex.run_table(synth, res, context)
+    assert files["metrics.tex"].decode() == tex
+    assert rf"\label{{{latex.table_label(synth.name)}}}" in tex
+    assert "kappa = 5" in tex

@@ -1,0 +1,127 @@
+"""Drawing charts: every figure with PNG/SVG/PDF/CSV downloads, the figure pack, chart clicks.
+
+The screen shows exactly the exported figure (``theme=None``), and images are rendered only
+when a download button is clicked (deferred data), so drawing a page never waits for kaleido.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dynconf.core.selection import calibration_split
+from dynconf.report import export, figures
+from dynconf.report.latex import run_table
+from ui.state import Context
+
+
+def show_chart(chart: figures.Chart, key: str, **kwargs: Any) -> Any:
+    """Draw a chart (exactly the exported figure) with its download buttons underneath."""
+    event = st.plotly_chart(
+        chart.figure,
+        theme=None,  # the exported image and the screen must look the same
+        key=key,
+        config={"displaylogo": False},
+        **kwargs,
+    )
+    download_row(chart, key)
+    return event
+
+
+def clicked_position(event: Any, where: str) -> int | None:
+    """The split position of a newly clicked exit-scatter point, else None.
+
+    A chart selection persists across reruns; only a selection that differs from the last
+    one handled here counts, so typing another sample number is not undone by an old click.
+    """
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if not points or "customdata" not in points[0]:
+        st.session_state.pop(f"_click_{where}", None)
+        return None
+    data = points[0]["customdata"]
+    # Numeric customdata travels as a typed array; a selected row then arrives as
+    # {"0": .., "1": ..} rather than a list.
+    pos = int(data[0] if isinstance(data, list | tuple) else data.get("0", data.get(0)))
+    if st.session_state.get(f"_click_{where}") == pos:
+        return None
+    st.session_state[f"_click_{where}"] = pos
+    return pos
+
+
+def download_row(chart: figures.Chart, key: str) -> None:
+    """PNG/SVG/PDF/CSV buttons in one wrapping row under a chart."""
+    row = st.container(horizontal=True, gap="small")
+    fig = chart.figure
+    for fmt in export.FORMATS:
+        row.download_button(
+            fmt.upper(),
+            # Rendering costs ~0.3 s per image, so it happens only on click, off the script
+            # thread (deferred data).
+            data=lambda fmt=fmt: export.figure_bytes(fig, fmt),
+            file_name=f"{chart.key}.{fmt}",
+            mime=export.MIME[fmt],
+            key=f"{key}-dl-{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+            type="tertiary",
+        )
+    row.download_button(
+        "CSV",
+        data=chart.csv,  # deferred too: a 10k-sample table is not built on every rerun
+        file_name=f"{chart.key}.csv",
+        mime=export.MIME["csv"],
+        key=f"{key}-dl-csv",
+        on_click="ignore",
+        icon=":material/table:",
+        type="tertiary",
+    )
+
+
+def pack_buttons(ctx: Context, key: str, res: Any) -> None:
+    """One-click figure pack (ZIP, the same set as ``dynconf export``) and LaTeX table.
+
+    ``res`` is the page's PolicyResult at the current threshold.
+    """
+    cal = calibration_split(ctx.run, ctx.split)
+    stem = f"{ctx.listing.name}_{ctx.split}_{ctx.decoder}_C{ctx.threshold:.4g}"
+
+    def build_pack() -> bytes:
+        charts, result, info = export.collect_charts(
+            ctx.run,
+            ctx.split,
+            threshold=ctx.threshold,
+            decoder=ctx.decoder,
+            kappa=ctx.kappa,
+            calibration=cal,
+        )
+        return export.zip_bytes(export.pack_files(ctx.run, charts, result, info))
+
+    info = {
+        "run": ctx.listing.name,
+        "split": ctx.split,
+        "decoder": ctx.decoder,
+        "kappa": ctx.kappa,
+        "threshold": ctx.threshold,
+    }
+    c1, c2, _ = st.columns([2, 2, 3])
+    c1.download_button(
+        "Figure pack (ZIP)",
+        data=build_pack,
+        file_name=f"{stem}.zip",
+        mime=export.MIME["zip"],
+        key=f"{key}-pack",
+        on_click="ignore",
+        icon=":material/folder_zip:",
+        help="Every figure as PNG, SVG and PDF with its CSV, metrics.tex and metrics.json: "
+        "the same files as `python -m dynconf export`.",
+    )
+    c2.download_button(
+        "LaTeX table",
+        data=run_table(ctx.run, res, info),  # exactly the pack's metrics.tex
+        file_name=f"{stem}.tex",
+        mime=export.MIME["tex"],
+        key=f"{key}-tex",
+        on_click="ignore",
+        icon=":material/functions:",
+    )
