@@ -59,7 +59,7 @@ m[2].metric(
 m[3].metric(
     f"Mean latency on {ctx.split}",
     f"{sel.test.mean_latency:.2f} steps",
-    delta=f"-{100 * sel.test.latency_reduction:.1f} %",
+    delta=f"-{pct(sel.test.latency_reduction, 1)}",
     delta_color="inverse",
 )
 st.markdown(

@@ -232,10 +232,10 @@ def cmd_evaluate(args) -> tuple[dict, str]:
         f"{run.name}/{args.split}, {dec.label}, {_describe(policy)}: accuracy "
         f"{pct(res.accuracy)} at {res.mean_latency:.3f} mean steps "
         f"(baseline {pct(res.baseline_accuracy)} at {run.T_max}{iso}; "
-        f"latency -{100 * res.latency_reduction:.1f} %)"
+        f"latency -{pct(res.latency_reduction, 1)})"
     )
     if res.spike_saving is not None:
-        text += f"; spikes -{100 * res.spike_saving:.1f} %"
+        text += f"; spikes -{pct(res.spike_saving, 1)}"
     return out, text
 
 
@@ -333,7 +333,7 @@ def cmd_select(args) -> tuple[dict, str]:
         f"({pct(c.accuracy)} at {c.mean_latency:.3f} steps, target {pct(sel.target_accuracy)})\n"
         f"  on '{args.eval_split}': {pct(t.accuracy)} at {t.mean_latency:.3f} steps "
         f"(baseline {pct(t.baseline_accuracy)} at {run.T_max}, "
-        f"latency -{100 * t.latency_reduction:.1f} %)\n"
+        f"latency -{pct(t.latency_reduction, 1)})\n"
         f"  near-front band: C in [{sel.band[0]:.6g}, {sel.band[1]:.6g}]"
     )
     return out, text
