@@ -45,6 +45,7 @@ class PolicyResult:
     spike_saving: float | None = None  # 1 - spikes at exit / spikes of the full run
     policy: str = "threshold"
     params: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # policy-specific numbers, e.g. coverage
 
     def to_dict(self, per_sample: bool = True) -> dict:
         d = {
@@ -65,6 +66,7 @@ class PolicyResult:
             "spikes_per_neuron_at_exit": _f(self.spikes_per_neuron_at_exit),
             "spikes_per_neuron_full": _f(self.spikes_per_neuron_full),
             "spike_saving": _f(self.spike_saving),
+            **{key: _f(value) for key, value in self.extras.items()},
         }
         if per_sample:
             d["exit_steps"] = self.exit_steps.tolist()
