@@ -9,7 +9,9 @@ without this file, so without the sidebar, on a server's first run.) Numbers com
 
 import streamlit as st
 
-from ui import state
+from dynconf.errors import DynconfError
+from ui import caches, state
+from ui.text import md_error
 
 st.set_page_config(page_title="dynconf: Dynamic Confidence lab", page_icon="⚡", layout="wide")
 
@@ -26,4 +28,11 @@ page = st.navigation(
     ]
 )
 state.sidebar()
-page.run()
+try:
+    page.run()
+except DynconfError as exc:
+    # A run that changed on disk between the sidebar and the page (or any other bad input
+    # the library refuses): one message for this view, never a traceback.
+    st.error(f"This view cannot be shown: {md_error(exc)}")
+finally:
+    caches.settle()  # re-measure what the page grew and evict down to DYNCONF_CACHE_MB

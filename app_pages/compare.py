@@ -9,6 +9,7 @@ from dynconf.core.selection import default_split
 from dynconf.errors import DynconfError
 from dynconf.report import figures
 from ui import caches, charts, state
+from ui.text import md_error, md_escape
 
 ctx = state.context()
 st.title("Compare runs and decoders")
@@ -30,7 +31,11 @@ if not chosen or not decoders:
 
 entries = []
 for name in chosen:
-    run = caches.get_run(by_name[name].path)
+    try:
+        run = caches.get_run(by_name[name].path)
+    except DynconfError as exc:  # changed or damaged since it was listed
+        st.warning(f"{md_escape(name)} left out: {md_error(exc)}")
+        continue
     split = ctx.split if ctx.split in run.split_names else default_split(run)
     for dec in decoders:
         # The sidebar's kappa applies to the current run; other runs use their own T_max.
@@ -38,7 +43,7 @@ for name in chosen:
         try:
             an = caches.get_analysis(by_name[name].path, split, dec, kappa)
         except DynconfError as exc:  # e.g. a top-k run cannot feed every decoder
-            st.warning(f"{name} · {dec} left out: {exc}")
+            st.warning(f"{md_escape(name)} · {md_escape(dec)} left out: {md_error(exc)}")
             continue
         entries.append(CompareEntry(f"{name}/{split} · {dec}", an.baseline, an.sweep))
 if not entries:

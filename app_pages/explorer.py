@@ -5,6 +5,7 @@ import streamlit as st
 from dynconf.core.formatting import pct
 from dynconf.report import figures
 from ui import charts, state
+from ui.text import md_escape
 
 ctx = state.context()
 an = ctx.analysis
@@ -13,7 +14,8 @@ T = ctx.run.T_max
 
 st.title("Threshold explorer")
 st.caption(
-    f"{ctx.run.name} · split {ctx.split} · decoder {ctx.decoder} {ctx.kappa_label} · "
+    f"{md_escape(ctx.run.name)} · split {md_escape(ctx.split)} · decoder "
+    f"{md_escape(ctx.decoder)} {md_escape(ctx.kappa_label)} · "
     f"{an.decoded.N:,} samples · move C in the sidebar (slider or exact number)."
 )
 

@@ -5,6 +5,7 @@ import streamlit as st
 from dynconf.core.formatting import pct
 from dynconf.report import figures
 from ui import charts, state
+from ui.text import md_escape
 
 st.title("Dynamic Confidence lab")
 st.caption(
@@ -14,32 +15,40 @@ st.caption(
 ctx = state.context()
 run, meta = ctx.run, ctx.run.meta
 
-st.subheader(f"Run: {run.name}")
+# Everything from meta.json is the run author's text: shown escaped and shortened.
+st.subheader(f"Run: {md_escape(run.name)}")
 st.markdown(
-    f"**Dataset** {meta.get('dataset', '?')} · **Model** {meta.get('model', '?')} · "
+    f"**Dataset** {md_escape(meta.get('dataset', '?'))} · "
+    f"**Model** {md_escape(meta.get('model', '?'))} · "
     f"**Classes** {len(run.classes)} · **Spikes recorded** "
     f"{'yes' if ctx.analysis.data.spikes is not None else 'no'}"
 )
 c = st.columns(4)
 c[0].metric("T_max (time steps)", run.T_max)
-c[1].metric(f"Samples in '{ctx.split}'", f"{meta['splits'][ctx.split]:,}")
+c[1].metric(f"Samples in '{md_escape(ctx.split)}'", f"{meta['splits'][ctx.split]:,}")
 ann = meta.get("ann_accuracy")
 ann = ann.get(ctx.split) if isinstance(ann, dict) else ann  # per split or global
 c[2].metric("ANN accuracy", pct(ann) if ann is not None else "n/a")
 c[3].metric(
     f"SNN accuracy at T = {run.T_max}",
     pct(float(ctx.analysis.baseline[-1])),
-    help=f"Measured on the '{ctx.split}' split of this run.",
+    help=f"Measured on the '{md_escape(ctx.split)}' split of this run.",
 )
+command = (meta.get("created") or {}).get("command")
 st.caption(
     "Splits: "
-    + ", ".join(f"{k} ({v:,})" for k, v in meta["splits"].items())
-    + (f" · created by `{meta['created'].get('command')}`" if meta.get("created") else "")
+    + ", ".join(f"{md_escape(k)} ({v:,})" for k, v in meta["splits"].items())
+    + (f" · created by {md_escape(command)}" if command else "")
 )
 if meta.get("notes"):
-    st.info(str(meta["notes"]))
+    st.info(md_escape(meta["notes"], limit=2000))
 
-chart = figures.accuracy_by_T(meta, ctx.split)
+try:
+    chart = figures.accuracy_by_T(meta, ctx.split)
+except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as exc:
+    # meta.json's accuracy-by-T summary is the run author's; the page must not depend on it.
+    chart = None
+    st.caption(f"The accuracy-by-T summary in meta.json cannot be drawn: {md_escape(exc)}")
 if chart is not None:
     charts.show_chart(chart, key="home-by-T")
 

@@ -3,10 +3,24 @@
 import pandas as pd
 import streamlit as st
 
+from dynconf.core.decoders import DECODERS, kappa_label
 from dynconf.core.formatting import pct
 from dynconf.core.policies import POLICIES
 from dynconf.core.selection import calibration_split
-from ui import caches, state
+from dynconf.report import figures
+from ui import caches, charts, state
+from ui.text import md_escape
+
+
+def fmt_param(value) -> str:
+    """A policy parameter for the table: numbers to 4 digits, sequences shortened."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(fmt_param(v) for v in value[:4])
+        return f"[{shown}{', ...' if len(value) > 4 else ''}] ({len(value)} values)"
+    return f"{value:.4g}"
+
 
 ctx = state.context()
 st.title("Exit policies")
@@ -19,11 +33,13 @@ st.caption(
 cal = calibration_split(ctx.run, ctx.split)
 if cal is None:
     st.warning(
-        f"Run {ctx.run.name} has no calibration split besides '{ctx.split}', so no policy can "
+        f"Run {md_escape(ctx.run.name)} has no calibration split besides "
+        f"'{md_escape(ctx.split)}', so no policy can "
         "be fitted. Simulate or import one on the Runs page."
     )
     st.stop()
-tol = st.number_input(
+c1, c2 = st.columns(2)
+tol = c1.number_input(
     "Tolerance (accuracy points below the baseline)",
     min_value=0.0,
     max_value=10.0,
@@ -32,16 +48,42 @@ tol = st.number_input(
     format="%.2f",
     key="pol_tol",
 )
+auto = c2.toggle(
+    "Choose kappa on calibration too",
+    key="pol_auto_kappa",
+    disabled=not DECODERS[ctx.decoder].uses_kappa,
+    help="Decode the calibration split at kappa = T_max x 1/16 ... 4, fit the threshold rule "
+    "on each and keep the fastest that meets the target; every policy then runs at it.",
+)
 comparison = caches.get_policy_comparison(
-    ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tol / 100.0
+    ctx.listing.path,
+    cal,
+    ctx.split,
+    ctx.decoder,
+    ctx.kappa,
+    tol / 100.0,
+    auto_kappa=auto and DECODERS[ctx.decoder].uses_kappa,
+)
+analysis = caches.get_analysis(ctx.listing.path, ctx.split, ctx.decoder, ctx.kappa)
+charts.show_chart(
+    figures.policy_points(
+        analysis.baseline,
+        [(fit.name, fit.test) for fit in comparison.fits],
+        oracle=analysis.oracle_curve("stays_correct", "cap"),
+        title=f"Exit policies chosen on {cal}, on {ctx.split}",
+    ),
+    key="policies-plane",
 )
 rows = []
 for fit in comparison.fits:
+    extras = fit.test.extras
     rows.append(
         {
             "policy": fit.name,
             "rule": POLICIES[fit.name].summary,
-            "parameters": ", ".join(f"{k} = {v:.4g}" for k, v in fit.params.items()),
+            "parameters": fit.description
+            or ", ".join(f"{k} = {fmt_param(v)}" for k, v in fit.params.items()),
+            "decoder": f"{fit.decoder} {kappa_label(fit.decoder, fit.kappa, ctx.run.T_max)}",
             f"accuracy on {cal} (%)": round(100 * fit.calibration.accuracy, 2),
             f"accuracy on {ctx.split} (%)": round(100 * fit.test.accuracy, 2),
             f"mean latency on {ctx.split}": round(fit.test.mean_latency, 3),
@@ -49,8 +91,18 @@ for fit in comparison.fits:
             if fit.latency_vs_threshold is None
             else round(fit.latency_vs_threshold, 3),
             "gap to the oracle closed": "n/a" if fit.gap_closed is None else pct(fit.gap_closed, 1),
+            "coverage": "" if "coverage" not in extras else pct(extras["coverage"], 1),
+            "mean set size": ""
+            if "mean_set_size" not in extras
+            else f"{extras['mean_set_size']:.2f}",
         }
     )
+# Policies the library could not fit on this view (e.g. one needing per-step outputs on a
+# top-k run) are listed with the reason, in registry order with the others.
+for name, why in comparison.skipped.items():
+    rows.append({"policy": name, "rule": POLICIES[name].summary, "parameters": f"not run: {why}"})
+order = {name: i for i, name in enumerate(POLICIES)}
+rows.sort(key=lambda row: order.get(row["policy"], len(order)))
 orc = comparison.oracle
 rows.append(
     {
@@ -66,8 +118,10 @@ rows.append(
 )
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 baseline = comparison.fits[0].test.baseline_accuracy
+chosen = f" Kappa chosen on calibration: {comparison.kappa:g}." if comparison.kappa_search else ""
 st.caption(
-    f"Baseline at T = {ctx.run.T_max} on {ctx.split}: {pct(baseline)}. Decoder "
-    f"{ctx.decoder} {ctx.kappa_label}; change it in the sidebar. Every policy here is causal "
-    "and also runs inside a real simulation (`dynconf.engine.snn.simulate_early_exit`)."
+    f"Baseline at T = {ctx.run.T_max} on {md_escape(ctx.split)}: {pct(baseline)}. Decoder "
+    f"{md_escape(ctx.decoder)} {md_escape(ctx.kappa_label)}; change it in the sidebar."
+    f"{chosen} Every policy here is causal and also runs inside a real simulation "
+    "(`dynconf.engine.snn.simulate_early_exit`). Definitions: docs/POLICIES.md."
 )

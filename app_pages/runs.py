@@ -11,6 +11,7 @@ from dynconf.engine.data import dataset_names  # the dataset registry; imports n
 from dynconf.errors import DynconfError
 from dynconf.inputs import default_data_root
 from ui import caches, uploads
+from ui.text import md_error, md_escape
 
 st.title("Runs")
 listing = caches.run_listing()
@@ -39,8 +40,13 @@ else:
     st.info("No runs yet.")
 for item in listing:
     if not item.ok:
-        st.error(f"**{item.name}** is damaged and cannot be opened: {item.error}")
-st.caption(f"Shipped runs: `{default_runs_root()}` · yours: `{default_work_root()}`")
+        st.error(
+            f"**{md_escape(item.name)}** is damaged and cannot be opened: "
+            f"{md_escape(item.error, limit=2000)}"
+        )
+st.caption(
+    f"Shipped runs: {md_escape(default_runs_root())} · yours: {md_escape(default_work_root())}"
+)
 
 # ------------------------------------------------------------------ import
 st.header("Import an outputs file")
@@ -48,7 +54,7 @@ st.markdown(
     "An `.npz` with `outputs` **[T, N, K]** (per-step outputs of the last layer, time first), "
     "`labels` [N] and optionally `spikes` [T, N] and `ids` [N]; or an `.npy` outputs array "
     "plus a labels `.npy`. Checked exactly like `python -m dynconf import` "
-    f"(at most {uploads.MAX_UPLOAD_MB:g} MB)."
+    f"(at most {uploads.max_upload_mb():g} MB, {uploads.max_inflated_mb():g} MB unpacked)."
 )
 with st.form("import_form", clear_on_submit=False):
     up = st.file_uploader("Outputs file", type=list(uploads.UPLOAD_TYPES), key="imp_file")
@@ -83,11 +89,11 @@ if submitted:
                 classes=[c.strip() for c in classes.split(",") if c.strip()] or None,
             )
         except DynconfError as exc:
-            st.error(f"Import refused: {exc}")
+            st.error(f"Import refused: {md_error(exc)}")
         else:
             st.success(
-                f"Imported: run **{run.name}** now has splits {', '.join(run.split_names)}. "
-                "Pick it in the sidebar."
+                f"Imported: run **{md_escape(run.name)}** now has splits "
+                f"{md_escape(', '.join(run.split_names))}. Pick it in the sidebar."
             )
 
 # ------------------------------------------------------------------ simulate
@@ -141,15 +147,19 @@ if launch:
     if data_root is not None:
         args += ["--data-root", str(data_root)]
     try:
+        uploads.check_new_name(run_name.strip())  # length and characters, before any path
         if not ckpt or not Path(ckpt).is_file():
             raise DynconfError(f"checkpoint {ckpt!r} does not exist")
         if not splits:
             raise DynconfError("choose at least one split")
         jobs.start_job(run_name.strip(), args)
     except DynconfError as exc:
-        st.error(f"Not started: {exc}")
+        st.error(f"Not started: {md_error(exc)}")
     else:
-        st.success(f"Started **{run_name}** in the background; it joins the run list when done.")
+        st.success(
+            f"Started **{md_escape(run_name.strip())}** in the background; it joins the run "
+            "list when done."
+        )
 
 
 def jobs_panel() -> None:
@@ -163,7 +173,7 @@ def jobs_panel() -> None:
         done, total = prog.get("done", 0), prog.get("total") or 0
         with st.container(border=True):
             c1, c2 = st.columns([4, 1])
-            c1.markdown(f"**{job.name}** · {status}")
+            c1.markdown(f"**{md_escape(job.name)}** · {md_escape(status)}")
             if status == "running":
                 eta = prog.get("eta_s")
                 c1.progress(

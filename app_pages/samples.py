@@ -6,6 +6,7 @@ import streamlit as st
 from dynconf.core.decoders import class_probabilities
 from dynconf.report import figures
 from ui import caches, charts, state
+from ui.text import md_escape
 
 ctx = state.context()
 an = ctx.analysis
@@ -29,7 +30,7 @@ if not 0 <= ss["sample_pos"] < N:
 
 c1, c2 = st.columns([1, 2])
 pos = c1.number_input(
-    f"Sample (position 0..{N - 1} in '{ctx.split}')",
+    f"Sample (position 0..{N - 1} in '{md_escape(ctx.split)}')",
     min_value=0,
     max_value=N - 1,
     step=1,
@@ -50,10 +51,10 @@ answer = int(res.predictions[pos])
 names = ctx.run.classes
 m = st.columns(5)
 m[0].metric("Sample id", "n/a" if sid is None else sid)
-m[1].metric("Label", names[label])
+m[1].metric("Label", md_escape(names[label], limit=60))  # class names come from meta.json
 m[2].metric(
     "Answer at exit",
-    names[answer],
+    md_escape(names[answer], limit=60),
     delta="correct" if res.correct[pos] else "wrong",
     delta_color="normal" if res.correct[pos] else "inverse",
 )
@@ -75,12 +76,12 @@ with left:
 with right:
     image, source = caches.sample_image(ctx.run, ctx.split, sid)
     if image is None:
-        st.info(f"Image unavailable: {source}.")
+        st.info(f"Image unavailable: {md_escape(source, limit=2000)}.")
     else:
         charts.show_chart(
             figures.sample_image(image, f"id {sid} ({names[label]})"), key="sample-image"
         )
-        st.caption(source)
+        st.caption(md_escape(source, limit=2000))
 
 if data.outputs is not None:
     probs = class_probabilities(np.asarray(data.outputs[:, pos, :]), ctx.decoder, dec.kappa)

@@ -7,6 +7,7 @@ from dynconf.core.formatting import pct
 from dynconf.core.selection import calibration_split
 from dynconf.report import figures
 from ui import caches, charts, state
+from ui.text import md_escape
 
 ctx = state.context()
 st.title("Threshold selection")
@@ -18,7 +19,8 @@ st.caption(
 others = [s for s in ctx.run.split_names if s != ctx.split]
 if not others:
     st.warning(
-        f"Run {ctx.run.name} has only the '{ctx.split}' split, so there is nothing to calibrate "
+        f"Run {md_escape(ctx.run.name)} has only the '{md_escape(ctx.split)}' split, so there "
+        "is nothing to calibrate "
         "on. Simulate a calibration split (Runs page) or pick another split in the sidebar."
     )
     st.stop()
@@ -37,7 +39,8 @@ tol = c2.number_input(
 )
 if cal == "test" or ctx.split != "test":
     st.warning(
-        f"Calibrating on '{cal}' and evaluating on '{ctx.split}': make sure the "
+        f"Calibrating on '{md_escape(cal)}' and evaluating on '{md_escape(ctx.split)}': make "
+        "sure the "
         "evaluation split played no part in choosing C."
     )
 
@@ -46,18 +49,18 @@ lo, hi = sel.band
 m = st.columns(4)
 m[0].metric("Chosen threshold C", f"{sel.threshold:.4g}")
 m[1].metric(
-    f"On {cal}",
+    f"On {md_escape(cal)}",
     pct(sel.calibration.accuracy),
     delta=f"{sel.calibration.mean_latency:.2f} steps",
     delta_color="off",
 )
 m[2].metric(
-    f"On {ctx.split}",
+    f"On {md_escape(ctx.split)}",
     pct(sel.test.accuracy),
     delta=f"{100 * (sel.test.accuracy - sel.test.baseline_accuracy):+.2f} pp vs T_max",
 )
 m[3].metric(
-    f"Mean latency on {ctx.split}",
+    f"Mean latency on {md_escape(ctx.split)}",
     f"{sel.test.mean_latency:.2f} steps",
     delta=f"-{pct(sel.test.latency_reduction, 1)}",
     delta_color="inverse",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dynconf.core.atomic import write_json_atomic
+from dynconf.core.format import check_run_name as check_format_name
 from dynconf.core.store import default_runs_root, default_work_root
 from dynconf.errors import DynconfError
 
@@ -44,9 +45,9 @@ def jobs_dir(work_root: Path | str | None = None) -> Path:
 
 
 def check_run_name(name: str, runs_root: Path | str | None = None) -> None:
-    """Refuse a name that is not a plain folder name, or that a shipped run already uses."""
-    if not name or name.startswith(".") or not all(ch.isalnum() or ch in "-_" for ch in name):
-        raise DynconfError("run name: use letters, digits, '-' or '_'")
+    """Refuse a name that is not a plain folder name (dynconf.core.format.check_run_name: at
+    most 64 ASCII letters, digits, '-' or '_'), or that a shipped run already uses."""
+    check_format_name(name)
     shipped = Path(runs_root if runs_root is not None else default_runs_root())
     if (shipped / name).exists():
         raise DynconfError(f"'{name}' is a shipped run; choose another name")

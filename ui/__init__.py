@@ -1,8 +1,13 @@
 """Streamlit helpers shared by ``app.py`` and the pages in ``app_pages/``; dynconf never
 imports them. One job per module:
 
-- ``caches.py``   run listing (keyed on folder stamps), loaded runs, the per-view
+- ``caches.py``   run listing and loaded runs (keyed on run stamps: every file's size and
+                  mtime; runs read into memory, never memory-mapped), the per-view
                   :class:`~ui.caches.Analysis`, threshold selections, input images;
+- ``memcache.py`` the cache those live in, bounded by the bytes they hold
+                  (``DYNCONF_CACHE_MB``), least recently used out;
+- ``text.py``     ``md_escape``: every user- or file-supplied string passes through it
+                  before it reaches markdown;
 - ``state.py``    the shared sidebar (run, split, decoder, kappa, threshold), the
                   :class:`~ui.state.Context` pages read with ``context()``, URL sync;
 - ``charts.py``   drawing a chart with its download buttons, the figure pack, chart clicks;

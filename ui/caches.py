@@ -1,15 +1,23 @@
 """What the app computes once and keeps: run listings, loaded runs, analyses, selections.
 
-Every cache is keyed on folder stamps (modification times of a run directory and its
-meta.json), so a run that is replaced, imported or finishes simulating is seen on the next
-rerun without a server restart. One ``Run`` per run directory and one :class:`Analysis` per
-run + split + decoder + kappa (``st.cache_resource``): moving the threshold recomputes only
-that threshold's own policy result; curves and sweeps are computed once.
+Every cache is keyed on the run's stamp (``dynconf.core.store.run_stamp``: size and
+modification time of meta.json and of every array file), so a run that is replaced, imported,
+finishes simulating, or has a file truncated under it, is loaded and validated again on the
+next rerun, without a server restart. Runs are read into memory (``load_run(mmap=False)``):
+a file changed after loading can then never reach a memory-mapped read (truncating a mapped
+file makes the next read of it a SIGBUS that kills the whole server).
+
+One ``Run`` per run directory and stamp, and one :class:`Analysis` per run + split + decoder
++ kappa, shared by every page and session: moving the threshold recomputes only that
+threshold's own policy result. They live in one :class:`~ui.memcache.MemoryCache` bounded by
+the bytes they hold (``DYNCONF_CACHE_MB``, default 512), least recently used first out.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,34 +29,50 @@ import streamlit as st
 
 from dynconf import inputs
 from dynconf.core import decoders, metrics
-from dynconf.core.policies.comparison import compare_policies
-from dynconf.core.store import default_runs_root, default_work_root, list_runs, load_run
+from dynconf.core.decoders import check_kappa
+from dynconf.core.format import MAX_META_BYTES, META_FILE
+from dynconf.core.policies.comparison import compare_policies, split_decoder
+from dynconf.core.store import default_runs_root, default_work_root, load_run, run_stamp
+from dynconf.errors import DynconfError
+from ui.memcache import MemoryCache, nbytes_of
 
-# --------------------------------------------------------------------------- folder stamps
+CACHE = MemoryCache()  # runs, analyses, selections, policy comparisons (see ui/memcache.py)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    """Changes whenever a run directory is replaced or gains a file (cache key)."""
+def settle() -> None:
+    """After each script run: measure what grew and evict down to the memory budget."""
+    CACHE.settle()
+
+
+# --------------------------------------------------------------------------- stamps
+
+
+def stamp(path: Path | str) -> tuple:
+    """The run's stamp (every file that loading reads: size and mtime); () when unreadable."""
     try:
-        meta = (path / "meta.json").stat().st_mtime_ns
-    except OSError:
-        meta = 0
+        return tuple(run_stamp(Path(path)))
+    except (OSError, DynconfError, ValueError):
+        return ()
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    """Visible subdirectories (job folder, uploads and atomic-write temp dirs are hidden)."""
     try:
-        return path.stat().st_mtime_ns, meta
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError:
-        return 0, meta
+        return []
+    return [Path(e.path) for e in entries if not e.name.startswith(".") and _is_dir(e)]
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks; never opens anything
+    except OSError:
+        return False
 
 
 def _root_stamp(root: Path) -> tuple:
-    try:
-        entries = sorted(
-            (e.name, _stamp(Path(e.path)))
-            for e in os.scandir(root)
-            if e.is_dir() and not e.name.startswith(".")
-        )
-    except OSError:
-        return ()
-    return tuple(entries)
+    return tuple((path.name, stamp(path)) for path in _run_dirs(root))
 
 
 # --------------------------------------------------------------------------- run listing
@@ -66,17 +90,53 @@ class Listing:
     source: str  # "shipped" or "mine"
 
 
+def _damaged_meta(path: Path) -> dict:
+    """What a damaged run's meta.json says, if it is a small regular JSON file; else {}.
+
+    Opened without blocking and checked with fstat, so a FIFO or a device named meta.json
+    cannot freeze the listing (the library refuses those the same way).
+    """
+    try:
+        fd = os.open(path / META_FILE, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
+            return {}
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            meta = json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    finally:
+        os.close(fd)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _short_error(exc: BaseException, root: Path) -> str:
+    """The library's message with the runs root cut off ("broken/test.outputs.npy: ...")."""
+    return str(exc).replace(f"{root}{os.sep}", "")
+
+
 @st.cache_data(show_spinner="Checking runs...", max_entries=8)
-def _list_root(root: str, stamp: tuple, source: str) -> list[Listing]:
+def _list_root(root: str, root_stamp: tuple, source: str) -> list[Listing]:
     out = []
-    for item in list_runs(root):
-        if Path(item.path).name.startswith("."):
-            continue  # the job folder and temp dirs of atomic writes
-        out.append(
-            Listing(
-                item.name, str(item.path), bool(item.ok), item.error, dict(item.meta or {}), source
+    for path in _run_dirs(Path(root)):
+        try:
+            run = _get_run(str(path), stamp(path), cold=True)
+        except DynconfError as exc:
+            out.append(
+                Listing(
+                    path.name,
+                    str(path),
+                    False,
+                    _short_error(exc, Path(root)),
+                    _damaged_meta(path),
+                    source,
+                )
             )
-        )
+        else:
+            out.append(Listing(path.name, str(path), True, None, dict(run.meta), source))
     return out
 
 
@@ -97,13 +157,24 @@ def run_listing() -> list[Listing]:
 # --------------------------------------------------------------------------- runs & analyses
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _load_run(path: str, stamp: tuple):
-    return load_run(path)
+def _get_run(path: str, run_stamp_: tuple, cold: bool = False):
+    # A run that changed on disk: its old copy and everything computed from it go now.
+    CACHE.drop_where(lambda group: group[0] == path and group[1] != run_stamp_)
+    return CACHE.get(
+        ("run", path, run_stamp_),
+        lambda: load_run(path, check_values=True, mmap=False),
+        group=(path, run_stamp_),
+        anchor=True,
+        cold=cold,
+    )
 
 
 def get_run(path: str | Path):
-    return _load_run(str(path), _stamp(Path(path)))
+    """The run at ``path``, loaded into memory and validated once per stamp.
+
+    Raises the library's RunFormatError (a DynconfError) when it is damaged.
+    """
+    return _get_run(str(path), stamp(path))
 
 
 class Analysis:
@@ -119,6 +190,10 @@ class Analysis:
         self.decoded = decoders.decode(self.data, decoder=decoder, kappa=kappa)
         self._lock = threading.Lock()  # one server serves many sessions in threads
         self._memo: dict[tuple, Any] = {}
+
+    def nbytes(self) -> int:
+        """Bytes this analysis holds itself (not the run's arrays: the run is its own entry)."""
+        return nbytes_of(self, skip=(self.run, self.data))
 
     def _get(self, key: tuple, fn):
         with self._lock:
@@ -160,52 +235,80 @@ class Analysis:
         return metrics.capped_curve(self.decoded, threshold)
 
 
-@st.cache_resource(show_spinner="Decoding confidences...", max_entries=32)
-def _analysis(path: str, stamp: tuple, split: str, decoder: str, kappa: float | None) -> Analysis:
-    return Analysis(_load_run(path, stamp), split, decoder, kappa)
+def _with_spinner(text: str, fn):
+    def build():
+        with st.spinner(text):
+            return fn()
+
+    return build
 
 
-def get_analysis(path: str | Path, split: str, decoder: str, kappa: float | None) -> Analysis:
-    return _analysis(str(path), _stamp(Path(path)), split, decoder, kappa)
-
-
-@st.cache_resource(show_spinner="Choosing a threshold on the calibration split...", max_entries=32)
-def _selection(
-    path: str,
-    stamp: tuple,
-    cal: str,
-    split: str,
-    decoder: str,
-    kappa: float | None,
-    tolerance: float,
-) -> Any:
-    cal_a = _analysis(path, stamp, cal, decoder, kappa)
-    test_a = _analysis(path, stamp, split, decoder, kappa)
-    return metrics.select_threshold(cal_a.decoded, test_a.decoded, tolerance=tolerance)
-
-
-def get_selection(path, cal: str, split: str, decoder: str, kappa, tolerance: float) -> Any:
-    return _selection(str(path), _stamp(Path(path)), cal, split, decoder, kappa, tolerance)
-
-
-@st.cache_resource(
-    show_spinner="Fitting every exit policy on the calibration split...", max_entries=16
-)
-def _policy_comparison(path, stamp, cal, split, decoder, kappa, tolerance) -> Any:
-    cal_a = _analysis(path, stamp, cal, decoder, kappa)
-    test_a = _analysis(path, stamp, split, decoder, kappa)
-    return compare_policies(
-        cal_a.decoded,
-        test_a.decoded,
-        tolerance,
-        test_spikes=test_a.data.spikes,
-        neurons=test_a.run.meta.get("neurons"),
+def _analysis(path: str, run_stamp_: tuple, split: str, decoder: str, kappa) -> Analysis:
+    run = _get_run(path, run_stamp_)
+    # kappa None means T_max: one analysis whether the box is empty or says T_max.
+    key_kappa = check_kappa(decoder, kappa, run.T_max)
+    return CACHE.get(
+        ("analysis", path, run_stamp_, split, decoder, key_kappa),
+        _with_spinner("Decoding confidences...", lambda: Analysis(run, split, decoder, kappa)),
+        group=(path, run_stamp_),
+        measure=Analysis.nbytes,
     )
 
 
-def get_policy_comparison(path, cal: str, split: str, decoder: str, kappa, tolerance: float):
-    """Every registered policy fitted on ``cal`` and reported on ``split`` (cached)."""
-    return _policy_comparison(str(path), _stamp(Path(path)), cal, split, decoder, kappa, tolerance)
+def get_analysis(path: str | Path, split: str, decoder: str, kappa: float | None) -> Analysis:
+    return _analysis(str(path), stamp(path), split, decoder, kappa)
+
+
+def _pair(path: str, cal: str, split: str, decoder: str, kappa) -> tuple:
+    run_stamp_ = stamp(path)
+    cal_a = _analysis(path, run_stamp_, cal, decoder, kappa)
+    test_a = _analysis(path, run_stamp_, split, decoder, kappa)
+    key = (path, run_stamp_, cal, split, decoder, check_kappa(decoder, kappa, cal_a.run.T_max))
+    # A result refers to both analyses and their run: count only what is its own.
+    skip = (cal_a, test_a, cal_a.decoded, test_a.decoded, cal_a.run, test_a.run)
+    return run_stamp_, cal_a, test_a, key, lambda value: nbytes_of(value, skip=skip)
+
+
+def get_selection(path, cal: str, split: str, decoder: str, kappa, tolerance: float) -> Any:
+    path = str(path)
+    run_stamp_, cal_a, test_a, key, measure = _pair(path, cal, split, decoder, kappa)
+    return CACHE.get(
+        ("selection", *key, float(tolerance)),
+        _with_spinner(
+            "Choosing a threshold on the calibration split...",
+            lambda: metrics.select_threshold(cal_a.decoded, test_a.decoded, tolerance=tolerance),
+        ),
+        group=(path, run_stamp_),
+        measure=measure,
+    )
+
+
+def get_policy_comparison(
+    path, cal: str, split: str, decoder: str, kappa, tolerance: float, auto_kappa: bool = False
+):
+    """Every registered policy fitted on ``cal`` and reported on ``split`` (cached); with
+    ``auto_kappa`` the decoder's kappa is chosen on calibration too."""
+    path = str(path)
+    run_stamp_, cal_a, test_a, key, measure = _pair(path, cal, split, decoder, kappa)
+    return CACHE.get(
+        ("policies", *key, float(tolerance), bool(auto_kappa)),
+        _with_spinner(
+            "Fitting every exit policy on the calibration split...",
+            # Decode functions, not the view's decoded splits: topk_gap reads the gap decoder
+            # and conformal the per-class probabilities of the full outputs.
+            lambda: compare_policies(
+                split_decoder(cal_a.data),
+                split_decoder(test_a.data),
+                tolerance,
+                test_spikes=test_a.data.spikes,
+                neurons=test_a.run.meta.get("neurons"),
+                decoder=decoder,
+                kappa="auto" if auto_kappa else kappa,
+            ),
+        ),
+        group=(path, run_stamp_),
+        measure=measure,
+    )
 
 
 # --------------------------------------------------------------------------- input images

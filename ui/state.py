@@ -12,6 +12,7 @@ The decoder menu, its labels and whether kappa applies come from the decoder reg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from dynconf.core.selection import calibration_split, default_split
 from dynconf.core.store import default_runs_root, default_work_root
 from dynconf.errors import DynconfError
 from ui.caches import Analysis, Listing, get_analysis, get_run, get_selection, run_listing
+from ui.text import md_error, md_escape
 
 DEFAULT_THRESHOLD = 0.9
 THRESHOLD_STEP = 0.005  # slider resolution; the number box beside it takes any value
@@ -42,8 +44,9 @@ class Context:
     kappa: float | None
     threshold: float
 
-    @property
+    @cached_property
     def analysis(self) -> Analysis:
+        """Fetched once per script run (by the sidebar), so every page part sees one run."""
         return get_analysis(self.listing.path, self.split, self.decoder, self.kappa)
 
     @property
@@ -57,7 +60,10 @@ def context() -> Context:
     if ctx is None:
         error = st.session_state.get(_ERR_KEY)
         if error:
-            st.error(f"This view cannot be shown: {error}. Choose another decoder or split.")
+            st.error(
+                f"This view cannot be shown: {md_escape(error, limit=2000)}. "
+                "Choose another decoder or split."
+            )
         else:
             st.info("No run is selected. Use the **Runs** page to import or simulate one.")
         st.stop()
@@ -125,7 +131,18 @@ def _show_damaged(damaged: list[Listing]) -> None:
     if damaged:
         with st.expander(f"Damaged runs ({len(damaged)})"):
             for item in damaged:
-                st.markdown(f"**{item.name}**: {item.error}")
+                st.markdown(f"**{md_escape(item.name)}**: {md_escape(item.error, limit=2000)}")
+
+
+def _show_lost_run(damaged: list[Listing]) -> None:
+    """The session's run broke or changed into a damaged one since the last rerun: say so."""
+    current = st.session_state.get("run")
+    lost = next((item for item in damaged if item.name == current), None)
+    if lost is not None:
+        st.error(
+            f"Run **{md_escape(lost.name)}** can no longer be opened: "
+            f"{md_escape(lost.error, limit=2000)}"
+        )
 
 
 def sidebar() -> Context | None:
@@ -140,19 +157,28 @@ def sidebar() -> Context | None:
     with st.sidebar:
         if not ok:
             st.warning(
-                f"No usable run under `{default_runs_root()}` or `{default_work_root()}`. "
+                f"No usable run under {md_escape(default_runs_root())} or "
+                f"{md_escape(default_work_root())}. "
                 "Import an outputs file or simulate a checkpoint on the **Runs** page."
             )
+            _show_lost_run(damaged)
             _show_damaged(damaged)
             return None
         names = [item.name for item in ok]
         if ss.get("run") not in names:
+            _show_lost_run(damaged)
             wanted = qp.get("run")
             if wanted in names:
                 ss["run"] = wanted
             else:
                 if wanted and "run" not in ss:
-                    st.error(f"Run `{wanted}` from the link is not available; showing another.")
+                    why = next((d.error for d in damaged if d.name == wanted), None)
+                    st.error(
+                        f"Run **{md_escape(wanted)}** from the link "
+                        + ("is not available" if why is None else "cannot be opened: ")
+                        + ("" if why is None else md_escape(why, limit=2000))
+                        + "; showing another."
+                    )
                 ss["run"] = _default_run(ok).name
         by_name = {item.name: item for item in ok}
         st.selectbox(
@@ -166,7 +192,7 @@ def sidebar() -> Context | None:
         try:
             run = get_run(item.path)
         except DynconfError as exc:  # damaged after it was listed
-            st.error(f"Run `{item.name}` cannot be loaded: {exc}")
+            st.error(f"Run **{md_escape(item.name)}** cannot be loaded: {md_error(exc)}")
             return None
         splits = list(run.split_names)
         if ss.get("split") not in splits:

@@ -1,39 +1,78 @@
 """What the Runs page takes in: uploaded outputs files, run names, checkpoints to simulate.
 
 An upload is checked exactly as ``python -m dynconf import`` checks a file (it goes through
-the same ``dynconf.core.importing.import_outputs``), after a size limit and a file-type
-check that only a browser upload needs.
+the same ``dynconf.core.importing.import_outputs``), after what only a browser upload needs:
+
+- a size limit on the upload (``DYNCONF_MAX_UPLOAD_MB``, default 200) and a file-type check;
+- a limit on the size the arrays *inflate* to (``DYNCONF_MAX_INFLATED_MB``, default four
+  times the upload limit), checked by the library from each member's declared size before
+  anything is inflated: a 3 MB .npz can hold gigabytes of zeros;
+- run names checked where they are typed (``dynconf.core.format.check_run_name``: 1-64
+  letters, digits, '_' or '-'), and never a shipped run's name;
+- messages that name the user's own file, never the server's temporary copy: the upload is
+  stored under its own name in a fresh hidden folder (so the run's notes say "imported from
+  <the user's file name>"), and any server path left in a message is replaced.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from dynconf.core.format import check_run_name
 from dynconf.core.importing import import_outputs
 from dynconf.core.store import default_runs_root, default_work_root
 from dynconf.engine.data import dataset_names  # the dataset registry; imports no torch
 from dynconf.errors import DynconfError
-from dynconf.jobs import check_run_name
 from ui.caches import run_listing
 
-MAX_UPLOAD_MB = float(os.environ.get("DYNCONF_MAX_UPLOAD_MB", "200"))
 UPLOAD_TYPES = ("npz", "npy")
 APP_ROOT = Path(__file__).resolve().parents[1]  # checkpoints/ is beside app.py
 UPLOADS_FOLDER = ".uploads"  # hidden under the work root: run listings skip it
+MAX_FILE_NAME_BYTES = 200  # a file name the server can store (255 on most filesystems)
 
 
-def check_new_name(name: str) -> None:
-    """A plain folder name that no shipped run uses (the user's own runs may gain splits)."""
-    check_run_name(name, default_runs_root())
+def _mb_setting(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def max_upload_mb() -> float:
+    """Largest upload accepted, in MB (``DYNCONF_MAX_UPLOAD_MB``, default 200)."""
+    return _mb_setting("DYNCONF_MAX_UPLOAD_MB", 200.0)
+
+
+def max_inflated_mb() -> float:
+    """Largest size an upload's arrays may inflate to, in MB (``DYNCONF_MAX_INFLATED_MB``,
+    default four times the upload limit)."""
+    return _mb_setting("DYNCONF_MAX_INFLATED_MB", 4 * max_upload_mb())
+
+
+MAX_UPLOAD_MB = max_upload_mb()  # as read at start-up, for the page's help text
+
+
+def check_new_name(name: str) -> str:
+    """A valid new run name (check_run_name) that no shipped run uses; returns it.
+
+    The user's own runs may gain splits, so their names are not refused here.
+    """
+    check_run_name(name)
+    if (default_runs_root() / name).exists():
+        raise DynconfError(f"'{name}' is a shipped run; choose another name")
+    return name
 
 
 def _check_upload(filename: str, blob: bytes) -> None:
-    if len(blob) > MAX_UPLOAD_MB * 1e6:
+    limit = max_upload_mb()
+    if len(blob) > limit * 1e6:
         raise DynconfError(
-            f"{filename} is {len(blob) / 1e6:.1f} MB; uploads are limited to {MAX_UPLOAD_MB:g} "
+            f"{filename} is {len(blob) / 1e6:.1f} MB; uploads are limited to {limit:g} "
             "MB (use `python -m dynconf import` for large files)"
         )
     if Path(filename).suffix.lower().lstrip(".") not in UPLOAD_TYPES:
@@ -42,6 +81,26 @@ def _check_upload(filename: str, blob: bytes) -> None:
             "outputs array with a labels .npy; .pt files need torch, import them with "
             "`python -m dynconf import`"
         )
+
+
+def _stored_name(filename: str, fallback: str) -> str:
+    """The upload's own file name if the server can store it as one path component."""
+    name = Path(filename.replace("\\", "/")).name
+    ok = (
+        name not in ("", ".", "..")
+        and "\x00" not in name
+        and not name.startswith(".")
+        and len(name.encode("utf-8", "surrogatepass")) <= MAX_FILE_NAME_BYTES
+    )
+    return name if ok else fallback + Path(filename).suffix.lower()[:10]
+
+
+def _user_message(exc: BaseException, paths: dict[str, str]) -> str:
+    """``exc``'s message with every server path replaced by what the user knows it as."""
+    text = str(exc)
+    for server, user in sorted(paths.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(server, user)
+    return text
 
 
 def import_upload(
@@ -58,22 +117,29 @@ def import_upload(
 ) -> Any:
     """Validate and import an uploaded outputs file exactly as ``dynconf import`` does.
 
-    The bytes go to a temporary file under the work folder, then through ``import_outputs``
-    (shape, dtype, pickle and finiteness checks); the run appears atomically as
-    ``work_runs/NAME`` or gains the split if it exists already.
+    The bytes go to a fresh hidden folder under the work root, under the upload's own name,
+    then through ``import_outputs`` (shape, dtype, pickle, finiteness and inflated-size
+    checks); the run appears atomically as ``work_runs/NAME`` or gains the split if it
+    exists already. Every refusal is a DynconfError whose message names the user's files
+    and run, not server paths; nothing is left behind.
     """
     check_new_name(name)
     for fname, blob in ((filename, data), *([labels] if labels else [])):
         _check_upload(fname, blob)
     work = default_work_root()
-    tmp_dir = work / UPLOADS_FOLDER
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{os.getpid()}-{time.monotonic_ns()}"  # unique per upload, across sessions
-    src = tmp_dir / f"{stem}{Path(filename).suffix.lower()}"
-    lab = tmp_dir / f"{stem}-labels.npy" if labels else None
+    folder = work / UPLOADS_FOLDER / f"{os.getpid()}-{time.monotonic_ns()}"  # one per upload
+    src = folder / _stored_name(filename, "upload")
+    lab = None
+    if labels:
+        lab = folder / "labels" / _stored_name(labels[0], "labels")
+    paths = {str(src): filename, str(folder): "upload", str(work / name): name, str(work): "."}
+    if lab is not None:
+        paths[str(lab)] = labels[0]
     try:
+        folder.mkdir(parents=True)
         src.write_bytes(data)
         if lab is not None:
+            lab.parent.mkdir()
             lab.write_bytes(labels[1])
         return import_outputs(
             src,
@@ -84,11 +150,16 @@ def import_upload(
             dataset=dataset or None,
             model=model or None,
             classes=classes or None,
+            max_bytes=int(max_inflated_mb() * 1e6),
         )
+    except DynconfError as exc:
+        raise DynconfError(_user_message(exc, paths)) from None
+    except OSError as exc:  # e.g. the server's disk is full: the user's input is not at fault
+        raise DynconfError(
+            f"{filename}: the server could not store the upload ({exc.strerror or 'I/O error'})"
+        ) from None
     finally:
-        src.unlink(missing_ok=True)
-        if lab is not None:
-            lab.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def checkpoint_candidates() -> dict[str, str | None]:

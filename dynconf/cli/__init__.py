@@ -1,15 +1,18 @@
 """Command line: `python -m dynconf CMD ... [--json]`.
 
 Metric commands (import, info, evaluate, oracle, sweep, select; cli/metrics.py) run on cached
-runs with numpy only. train, simulate, ann and export each have a thin module of their own
-(cli/<command>.py), imported only when that command runs (so `--help` and the metric commands
-never import torch or kaleido); each provides add_arguments(parser) and run_command(args) ->
-dict. Commands take their options here and hand config objects to the engine and report
-layers, which know nothing of argparse.
+runs with numpy only. train, simulate, ann, record, policies and export each have a thin
+module of their own (cli/<command>.py), imported only when that command runs (so `--help`
+and the metric commands never import torch or kaleido); each provides add_arguments(parser)
+and run_command(args) -> dict, and optionally format_text(result) -> str (the text printed
+without --json). Commands take their options here and hand config objects to the engine
+and report layers, which know nothing of argparse.
 
 Output contract: with --json exactly one JSON object on stdout; without it a short summary.
-Errors: one line on stderr, exit status 2 for bad input (any DynconfError, bad arguments),
-1 for anything unexpected (set DYNCONF_DEBUG=1 for the traceback).
+Errors: one line on stderr, exit status 2 for bad input (any DynconfError, bad arguments) and
+for a destination that cannot be written (full disk, read-only folder, a file where a folder
+should be: `error: cannot write PATH: reason`), 1 for anything unexpected (set
+DYNCONF_DEBUG=1 for the traceback).
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import sys
 
 from dynconf import __version__
 from dynconf.cli.metrics import add_metric_commands
+from dynconf.core.atomic import WRITE_ERRNOS
 from dynconf.errors import DynconfError
+
+# Commands that write files: an OSError of theirs with a file name is about the destination.
+WRITING_COMMANDS = ("import", "simulate", "export", "train")
 
 # Commands whose module (torch, kaleido) is imported only when that command runs.
 LAZY_COMMANDS = {
@@ -30,6 +37,8 @@ LAZY_COMMANDS = {
     "simulate": ("dynconf.cli.simulate", "simulate a checkpoint as an SNN into a run (torch)"),
     "export": ("dynconf.cli.export", "export figures, CSV and a LaTeX table of a run"),
     "ann": ("dynconf.cli.ann", "ANN accuracy at more QCFS levels, an SNN stand-in (torch)"),
+    "record": ("dynconf.cli.record", "record your own SpikingJelly/snnTorch/torch SNN as a run"),
+    "policies": ("dynconf.cli.policies", "exit policies fitted on calibration, compared on test"),
 }
 
 
@@ -67,7 +76,10 @@ def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
         module = _import_command_module(name, module_name)
         p = sub(name, (module.__doc__ or help_text).strip().splitlines()[0])
         module.add_arguments(p)
-        p.set_defaults(func=module.run_command, lazy=True)
+        # A module may say how its result reads without --json (format_text), else key: value.
+        p.set_defaults(
+            func=module.run_command, lazy=True, text=getattr(module, "format_text", None)
+        )
     return parser
 
 
@@ -105,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv  # for the "created" record of commands that write runs
         if getattr(args, "lazy", False):
             result = args.func(args)
-            text = _summary(result)
+            text = args.text(result) if args.text else _summary(result)
         else:
             result, text = args.func(args)
         print(json.dumps(result, allow_nan=False) if args.json else text, flush=True)
@@ -121,14 +133,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except OSError as exc:
+        if os.environ.get("DYNCONF_DEBUG") or exc.errno not in WRITE_ERRNOS or not exc.filename:
+            return _internal_error(exc)
+        verb = "cannot write" if _find_command(argv) in WRITING_COMMANDS else "cannot access"
+        sys.stderr.write(f"error: {verb} {exc.filename}: {exc.strerror or exc}\n")
+        return 2
     except Exception as exc:
-        if os.environ.get("DYNCONF_DEBUG"):
-            raise
-        sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {_one_line(exc)} "
-            "(set DYNCONF_DEBUG=1 for the traceback)\n"
-        )
-        return 1
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    if os.environ.get("DYNCONF_DEBUG"):
+        raise exc
+    sys.stderr.write(
+        f"internal error: {type(exc).__name__}: {_one_line(exc)} "
+        "(set DYNCONF_DEBUG=1 for the traceback)\n"
+    )
+    return 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dynconf.cli.metrics import finite_float, run_path
+from dynconf.core.decoders import decoder_names
 from dynconf.core.selection import calibration_split, default_split
 from dynconf.core.store import load_run
 from dynconf.report import export
@@ -21,12 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, help="split to evaluate (default: test)")
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=finite_float,
         default=None,
         help="confidence threshold C (default: chosen on the calibration split, else 0.9)",
     )
-    parser.add_argument("--decoder", default="paper", help="confidence decoder (default: paper)")
-    parser.add_argument("--kappa", type=float, default=None, help="paper decoder's kappa")
+    parser.add_argument(
+        "--decoder",
+        default="paper",
+        choices=decoder_names(),
+        help="confidence decoder (default: paper)",
+    )
+    parser.add_argument(
+        "--kappa", type=finite_float, default=None, help="decoder scale (default: T_max)"
+    )
     parser.add_argument(
         "--calibration",
         default=None,
@@ -34,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="accuracy the chosen threshold may give up vs the baseline, as a fraction",
     )
@@ -45,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> dict[str, Any]:
     formats = export.parse_formats(args.formats)
-    run = load_run(args.run_dir)
+    run = load_run(run_path(args.run_dir))
     split = args.split or default_split(run)
     calibration = args.calibration or calibration_split(run, split)
     charts, result, context = export.collect_charts(

@@ -6,6 +6,7 @@ Each ``cmd_*`` returns (JSON dict, human text); dynconf/cli/__init__.py prints o
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from dynconf.core.store import default_runs_root
 from dynconf.errors import DynconfError
 
 
-def _run_path(value: str) -> Path:
+def run_path(value: str) -> Path:
     """A run directory; a bare name falls back to the default runs root (cached_runs/)."""
     path = Path(value)
     root = default_runs_root()
@@ -29,7 +30,7 @@ def _run_path(value: str) -> Path:
 def _load(args):
     from dynconf.core.store import load_run
 
-    return load_run(_run_path(args.run_dir))
+    return load_run(run_path(args.run_dir))
 
 
 def _decode(run, split: str, args):
@@ -38,16 +39,28 @@ def _decode(run, split: str, args):
     return decode(run.split(split), decoder=args.decoder, kappa=args.kappa)
 
 
+# A sweep costs memory per threshold (several arrays of N); past this it is not a sweep but
+# an allocation that the kernel ends by killing the process.
+MAX_THRESHOLDS = 100_000
+
+
 def _thresholds(value: str | None):
-    """None -> default grid; "200" -> a grid of about 200; "0.5,0.9" -> exactly those."""
+    """None -> default grid; "200" -> a grid of about 200; "0.5,0.9" -> exactly those.
+    At most MAX_THRESHOLDS either way."""
     if value is None:
         return None
     text = value.strip()
     if text.isdigit():
+        if len(text) > 12 or int(text) > MAX_THRESHOLDS:
+            raise DynconfError(
+                f"--thresholds {text}: at most {MAX_THRESHOLDS:,} thresholds per sweep"
+            )
         n = int(text)
         if n < 2:
             raise DynconfError("--thresholds N needs N >= 2 (write 1.0 for one threshold)")
         return n
+    if text.count(",") >= MAX_THRESHOLDS:
+        raise DynconfError(f"--thresholds: at most {MAX_THRESHOLDS:,} thresholds per sweep")
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -55,6 +68,18 @@ def _thresholds(value: str | None):
     if not values or any(np.isnan(values)):
         raise DynconfError("--thresholds: give a count or a comma-separated list of numbers")
     return np.asarray(values)
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite (JSON has neither, and no threshold,
+    kappa or slack means anything there); the accepted range is otherwise unchanged."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: NaN and infinity are not allowed")
+    return value
 
 
 def _grid(dec, spec):
@@ -75,7 +100,9 @@ def _add_decoder_args(p) -> None:
     from dynconf.core.decoders import decoder_names
 
     p.add_argument("--decoder", default="paper", choices=decoder_names(), help="default: paper")
-    p.add_argument("--kappa", type=float, default=None, help="decoder scale (default: T_max)")
+    p.add_argument(
+        "--kappa", type=finite_float, default=None, help="decoder scale (default: T_max)"
+    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -97,7 +124,10 @@ def cmd_import(args) -> tuple[dict, str]:
 
     start = time.perf_counter()
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    kappas = [float(x) for x in args.kappas.split(",")] if args.kappas else None
+    try:
+        kappas = [finite_float(x) for x in args.kappas.split(",")] if args.kappas else None
+    except argparse.ArgumentTypeError as exc:
+        raise DynconfError(f"--kappas: {exc}") from None
     run = import_outputs(
         args.outputs,
         args.out,
@@ -200,6 +230,8 @@ def _policy(args):
             params[key] = int(value) if value.lstrip("-").isdigit() else float(value)
         except ValueError:
             raise DynconfError(f"--param {item!r}: {value!r} is not a number") from None
+        if not math.isfinite(params[key]):
+            raise DynconfError(f"--param {item!r}: must be a finite number")
     return cls(**params)
 
 
@@ -368,7 +400,7 @@ def add_metric_commands(sub) -> None:
     p = sub("evaluate", "Dynamic Confidence (or another exit policy) at one threshold")
     p.add_argument("run_dir")
     p.add_argument("--split", default="test")
-    p.add_argument("--threshold", type=float, required=True, help="exit when confidence > C")
+    p.add_argument("--threshold", type=finite_float, required=True, help="exit when confidence > C")
     p.add_argument(
         "--policy", default="threshold", choices=_policy_names(), help="default: threshold"
     )
@@ -391,8 +423,10 @@ def add_metric_commands(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--split", default="test")
     p.add_argument("--thresholds", default=None, help="a count (default 1000) or a comma list")
-    p.add_argument("--acc-slack", type=float, default=0.005, help="'near the front' slack")
-    p.add_argument("--lat-slack", type=float, default=0.0, help="'near the front' slack (steps)")
+    p.add_argument("--acc-slack", type=finite_float, default=0.005, help="'near the front' slack")
+    p.add_argument(
+        "--lat-slack", type=finite_float, default=0.0, help="'near the front' slack (steps)"
+    )
     _add_decoder_args(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -400,9 +434,11 @@ def add_metric_commands(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--calibration-split", default="calibration")
     p.add_argument("--eval-split", default="test")
-    p.add_argument("--tolerance", type=float, default=0.0, help="accuracy below baseline allowed")
+    p.add_argument(
+        "--tolerance", type=finite_float, default=0.0, help="accuracy below baseline allowed"
+    )
     p.add_argument("--thresholds", default=None, help="a count (default 1000) or a comma list")
-    p.add_argument("--acc-slack", type=float, default=0.005)
-    p.add_argument("--lat-slack", type=float, default=0.0)
+    p.add_argument("--acc-slack", type=finite_float, default=0.005)
+    p.add_argument("--lat-slack", type=finite_float, default=0.0)
     _add_decoder_args(p)
     p.set_defaults(func=cmd_select)

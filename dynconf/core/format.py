@@ -15,6 +15,11 @@ Layout of `<runs root>/<name>/`:
   <split>.spikes.npy           optional [T_max, N] hidden spikes per step and image
   <split>.ids.npy              optional [N] int64 sample ids
 
+A split's files may carry another stem than the split's name: meta.json's optional "files"
+maps a split to its stem (`"files": {"test": "test~3f2a9c0d"}`); a split not listed there uses
+its own name. Replacing a split writes the new arrays under a fresh stem and then switches
+meta.json, so at every instant the run loads as the old split or the new one (store.add_split).
+
 Every array of a run may come from anyone, so everything here is checked (types, shapes,
 ranges, finite values) before a number is computed from it; a damaged run fails with the file
 and the problem named instead of producing wrong numbers. Reading is in npyio.py, writing in
@@ -37,6 +42,11 @@ from dynconf.errors import RunFormatError
 SCHEMA = 1
 META_FILE = "meta.json"
 SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # no dots, slashes or '..'
+# The stem of a replaced split's files: its name, '~' and hex digits (never another split's
+# name, since split names have no '~'); no dots or separators, so no path can be formed.
+FILE_STEM = re.compile(r"(?P<split>[A-Za-z0-9][A-Za-z0-9_-]{0,63})~[0-9a-f]{4,32}\Z")
+RUN_NAME = SPLIT_NAME  # names of runs dynconf creates (check_run_name)
+MAX_ACCUMULATED = 1e150  # |S_t| beyond this: sums, margins and squares would overflow
 STORAGES = ("full", "topk")
 OUTPUT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 MAX_META_BYTES = 64 << 20  # room for ImageNet-21k class lists, not for a hostile giant
@@ -139,6 +149,31 @@ class RunListing:
 # --------------------------------------------------------------------------- validation
 
 
+def check_run_name(name: str) -> str:
+    """The name of a run to create: 1-64 letters, digits, '_' or '-', starting with a letter
+    or digit (so it is a plain folder name on every filesystem). Returns it; raises
+    RunFormatError otherwise. Existing runs with other names still load."""
+    if not isinstance(name, str) or not RUN_NAME.match(name):
+        shown = name if isinstance(name, str) and len(name) <= 40 else f"{str(name)[:40]}..."
+        length = f" ({len(name)} characters)" if isinstance(name, str) and len(name) > 64 else ""
+        raise RunFormatError(
+            f"run name {shown!r}{length} is not allowed: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def split_stem(meta: Mapping, split: str) -> str:
+    """The file stem of a split's arrays (meta["files"], default the split's name)."""
+    return (meta.get("files") or {}).get(split, split)
+
+
+def split_files(run_dir: Path, meta: Mapping, split: str) -> dict[str, Path]:
+    """{role: path} of every array file a split may have (ARRAY_SUFFIXES)."""
+    stem = split_stem(meta, split)
+    return {role: run_dir / f"{stem}.{role}.npy" for role in ARRAY_SUFFIXES}
+
+
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -168,6 +203,9 @@ def validate_meta(meta, where: str = META_FILE) -> dict:
     for key in ("name", "dataset", "model"):
         if not isinstance(meta.get(key), str):
             bad(f"'{key}' is missing or not a string")
+    for key in ("notes", "id_scheme", "arch"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            bad(f"'{key}' must be a string")
     T_max = meta.get("T_max")
     if not _is_int(T_max) or T_max < 1:
         bad("'T_max' must be an integer >= 1")
@@ -197,32 +235,108 @@ def validate_meta(meta, where: str = META_FILE) -> dict:
     neurons = meta.get("neurons")
     if neurons is not None and (not _is_int(neurons) or neurons < 1):
         bad("'neurons' must be a positive integer")
-    created = meta.get("created")
-    if created is not None and not isinstance(created, dict):
-        bad("'created' must be an object")
+    levels = meta.get("levels")
+    if levels is not None and (not _is_int(levels) or levels < 1):
+        bad("'levels' must be a positive integer")
+    _check_files(meta.get("files"), splits, bad)
+    _check_created(meta.get("created"), bad)
+    history = meta.get("history")
+    if history is not None and not (
+        isinstance(history, list) and all(isinstance(h, dict) for h in history)
+    ):
+        bad("'history' must be a list of objects")
     checkpoint = meta.get("checkpoint")
     if checkpoint is not None and (
-        not isinstance(checkpoint, str) or not _safe_relative_path(checkpoint)
+        not isinstance(checkpoint, str) or not checkpoint or not _safe_relative_path(checkpoint)
     ):
         bad("'checkpoint' must be a relative path without '..'")
-    for key in ("notes",):
-        if meta.get(key) is not None and not isinstance(meta[key], str):
-            bad(f"'{key}' must be a string")
-    # Accuracy summaries: a number per run, or one per split ({split: ...}).
+    id_source = meta.get("id_source")
+    if id_source is not None and not (
+        isinstance(id_source, dict) and all(isinstance(v, str) for v in id_source.values())
+    ):
+        bad("'id_source' must map split names to strings")
+    # Accuracy summaries: a fraction per run, or one per split ({split: ...}).
     ann = meta.get("ann_accuracy")
-    if ann is not None and not _numbers(ann, depth=1):
-        bad("'ann_accuracy' must be a number or {split: number}")
+    if ann is not None and not (
+        _is_fraction(ann) or (isinstance(ann, dict) and all(_is_fraction(v) for v in ann.values()))
+    ):
+        bad("'ann_accuracy' must be a number in [0, 1] or {split: number in [0, 1]}")
     by_T = meta.get("snn_accuracy_by_T")
-    if by_T is not None and not (isinstance(by_T, dict) and _numbers(by_T, depth=2)):
-        bad("'snn_accuracy_by_T' must map step counts (or splits, then steps) to numbers")
+    if by_T is not None and not _accuracy_by_steps(by_T, T_max):
+        bad(
+            "'snn_accuracy_by_T' must map step counts 1..T_max to numbers in [0, 1] "
+            "(or splits to such objects)"
+        )
     return meta
 
 
-def _numbers(x, depth: int) -> bool:
-    """A number, or (up to depth levels) a JSON object whose values are such."""
-    if _is_number(x):
-        return True
-    return depth > 0 and isinstance(x, dict) and all(_numbers(v, depth - 1) for v in x.values())
+STEP_KEY = re.compile(r"[1-9][0-9]{0,8}\Z")
+
+
+def _is_fraction(x) -> bool:
+    return _is_number(x) and 0 <= x <= 1
+
+
+def _accuracy_by_steps(by_T, T_max: int) -> bool:
+    """{"1": acc, ...} with step counts 1..T_max, or {split: that}; never the two mixed."""
+
+    def steps(d) -> bool:
+        return isinstance(d, dict) and all(
+            isinstance(k, str) and STEP_KEY.match(k) and int(k) <= T_max and _is_fraction(v)
+            for k, v in d.items()
+        )
+
+    if not isinstance(by_T, dict):
+        return False
+    if all(isinstance(v, dict) for v in by_T.values()) and by_T:
+        return all(SPLIT_NAME.match(k) and steps(v) for k, v in by_T.items())
+    return steps(by_T)
+
+
+def _check_files(files, splits: dict, bad) -> None:
+    if files is None:
+        return
+    if not isinstance(files, dict):
+        bad("'files' must map split names to file stems")
+    for split, stem in files.items():
+        if split not in splits:
+            bad(f"'files' names split {split!r}, which 'splits' does not list")
+        match = FILE_STEM.match(stem) if isinstance(stem, str) else None
+        if stem != split and (match is None or match.group("split") != split):
+            bad(f"'files': stem {stem!r} of split {split!r} must be '{split}' or '{split}~<hex>'")
+
+
+# Fields of "created" that pages show, and the types they must have when present.
+_CREATED_TYPES = {
+    "command": str,
+    "code_version": str,
+    "date": str,
+    "device": str,
+    "seed": int,
+    "limit": int,
+    "wall_time_s": (int, float),
+    "simulation_seconds": (int, float),
+}
+
+
+def _check_created(created, bad) -> None:
+    if created is None:
+        return
+    if not isinstance(created, dict):
+        bad("'created' must be an object")
+    for key, kind in _CREATED_TYPES.items():
+        value = created.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind):
+            bad(f"'created.{key}' has the wrong type ({type(value).__name__})")
+        if isinstance(value, float) and not math.isfinite(value):
+            bad(f"'created.{key}' must be finite")
+    commands = created.get("training_commands")
+    if commands is not None and not (
+        isinstance(commands, list) and all(isinstance(c, str) for c in commands)
+    ):
+        bad("'created.training_commands' must be a list of strings")
 
 
 def _all_finite(arr: np.ndarray) -> bool:
@@ -233,6 +347,29 @@ def _all_finite(arr: np.ndarray) -> bool:
     return all(
         np.isfinite(flat[i : i + CHUNK_ELEMENTS]).all() for i in range(0, flat.size, CHUNK_ELEMENTS)
     )
+
+
+def _accumulation_problem(outputs: np.ndarray) -> str | None:
+    """Why the running sums S_t of per-step outputs [T, N, K] are unusable, or None.
+
+    Every metric accumulates the outputs in float64; values that are each finite (1e308) can
+    still sum to infinity, and then every number computed from the run is meaningless. The
+    sums are formed block by block of samples, so a memory-mapped file is never loaded whole.
+    A finite S_t at every step also proves each output finite (an inf or NaN would propagate).
+    """
+    T, N, K = outputs.shape
+    block = max(1, (1 << 20) // max(1, K))  # 8 MB of float64 sums at a time
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo in range(0, N, block):
+            S = np.zeros((min(N, lo + block) - lo, K))
+            for t in range(T):
+                S += outputs[t, lo : lo + block]
+                largest = np.abs(S).max(initial=0.0)  # NaN if any sum is NaN
+                if not np.isfinite(largest):
+                    return "not finite (NaN or infinite values, or sums that overflow)"
+                if largest > MAX_ACCUMULATED:
+                    return f"not finite in practice (|S_t| exceeds {MAX_ACCUMULATED:g})"
+    return None
 
 
 def _chunked_min_max(arr: np.ndarray) -> tuple:
@@ -293,19 +430,28 @@ def check_split_arrays(
                 f"found values from {lo} to {hi}"
             )
 
-    def check_float(role: str, shape: tuple, dtypes=None):
+    def check_float(role: str, shape: tuple, dtypes=None, scan: bool = True):
         arr = arrays[role]
         _check_shape(arr, shape, where[role], role)
         if arr.dtype.kind != "f" or (dtypes is not None and arr.dtype not in dtypes):
             allowed = ", ".join(str(d) for d in (dtypes or ["a float type"]))
             raise RunFormatError(f"{where[role]}: {role} dtype {arr.dtype} (allowed: {allowed})")
-        if check_values and not _all_finite(arr):
+        if check_values and scan and not _all_finite(arr):
             raise RunFormatError(f"{where[role]}: {role} contain NaN or infinite values")
 
     if "outputs" in arrays:
-        check_float("outputs", (T, N, K), OUTPUT_DTYPES)
+        check_float("outputs", (T, N, K), OUTPUT_DTYPES, scan=False)
+        problem = _accumulation_problem(arrays["outputs"]) if check_values else None
+        if problem:
+            raise RunFormatError(f"{where['outputs']}: the accumulated outputs S_t are {problem}")
     if "topk_values" in arrays:
         check_float("topk_values", (T, N, topk), (np.dtype(np.float64),))
+        largest = np.abs(_chunked_min_max(arrays["topk_values"])).max() if check_values else 0
+        if largest > MAX_ACCUMULATED:
+            raise RunFormatError(
+                f"{where['topk_values']}: the accumulated outputs S_t are not finite in "
+                f"practice (|S_t| exceeds {MAX_ACCUMULATED:g})"
+            )
         if check_values and T > 0 and topk and topk > 1:
             vals = arrays["topk_values"]
             if np.any(np.diff(np.asarray(vals), axis=2) > 0):

@@ -3,21 +3,83 @@
 Arrays are plain .npy read with allow_pickle=False (a file may come from anyone, and a
 pickle executes code); the header is parsed and checked before any data is touched (no
 object dtypes, no truncation), and run arrays are memory-mapped read-only (ImageNet outputs
-are gigabytes). .pt files (a dict of tensors) need torch, which the core never imports: the
-caller passes a reader (dynconf/engine/tensor_files.py), as the `import` command does.
+are gigabytes) unless the caller asks for plain reads (a memory map of a file that another
+process truncates kills the reader with SIGBUS; an in-memory copy cannot).
+
+Only regular files are ever opened (open_regular): a FIFO or device where an array or
+meta.json should be would block the reader forever. Archives are checked before inflating:
+each member's declared size against a byte limit (max_bytes) and against the size the zip
+directory states, so a zip bomb is refused before any memory is allocated.
+
+.pt files (a dict of tensors) need torch, which the core never imports: the caller passes a
+reader (dynconf/engine/tensor_files.py), as the `import` command does.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from dynconf.errors import RunFormatError
+
+# Largest inflated size of the arrays of one imported file (all members together): large
+# enough for ImageNet outputs, finite so that a zip bomb cannot exhaust memory or disk.
+# DYNCONF_MAX_IMPORT_BYTES overrides it for every import (import_limit).
+MAX_IMPORT_BYTES = 16 << 30
+
+
+def import_limit(max_bytes: int | None = None) -> int:
+    """The inflated-size limit of an import: max_bytes, else $DYNCONF_MAX_IMPORT_BYTES, else
+    MAX_IMPORT_BYTES."""
+    if max_bytes is not None:
+        return int(max_bytes)
+    try:
+        return int(os.environ.get("DYNCONF_MAX_IMPORT_BYTES") or MAX_IMPORT_BYTES)
+    except ValueError:
+        raise RunFormatError("DYNCONF_MAX_IMPORT_BYTES must be a number of bytes") from None
+
+
+def open_regular(path: Path | str, what: str = "file") -> IO[bytes]:
+    """Open ``path`` for binary reading only if it is a regular file (symlinks followed).
+
+    Opened with O_NONBLOCK first, so a FIFO cannot block the open, then checked with fstat on
+    the opened descriptor (no window between the check and the open).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RunFormatError(f"{path}: file is missing") from None
+    except IsADirectoryError:
+        raise RunFormatError(f"{path}: is a directory, expected a {what}") from None
+    except OSError as exc:
+        raise RunFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (FIFO, device?)"
+            raise RunFormatError(f"{path}: is {kind}, expected a {what}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_regular_file(path: Path | str) -> bool:
+    """os.stat + S_ISREG (follows symlinks) without opening anything."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _prod(shape) -> int:
@@ -47,55 +109,81 @@ def _read_header(f, where: str):
 
 
 def read_npy(path: Path | str, mmap: bool = True) -> np.ndarray:
-    """Load one .npy file safely: no pickles, no truncation, read-only memory map by default."""
+    """Load one .npy file safely: no pickles, no truncation, only a regular file; a
+    read-only memory map by default, else a read-only array read into memory."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            shape, _, dtype = _read_header(f, str(path))
+    with open_regular(path, ".npy file") as f:
+        try:
+            shape, fortran, dtype = _read_header(f, str(path))
             offset = f.tell()
-    except FileNotFoundError:
-        raise RunFormatError(f"{path}: file is missing") from None
-    except IsADirectoryError:
-        raise RunFormatError(f"{path}: is a directory, expected a .npy file") from None
-    except OSError as exc:
-        raise RunFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    expected = offset + _prod(shape) * dtype.itemsize
-    size = path.stat().st_size
-    if size < expected:
-        raise RunFormatError(
-            f"{path}: truncated ({size} bytes, header announces {expected}); "
-            "the file was not fully written"
-        )
-    if size > expected:
-        raise RunFormatError(f"{path}: {size - expected} unexpected bytes after the array data")
-    use_mmap = mmap and _prod(shape) > 0  # an empty array cannot be memory-mapped
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if use_mmap else None)
-    except (ValueError, OSError, EOFError) as exc:
-        raise RunFormatError(f"{path}: cannot load array ({exc})") from None
+        except OSError as exc:
+            raise RunFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        n_bytes = _prod(shape) * dtype.itemsize
+        expected = offset + n_bytes
+        size = os.fstat(f.fileno()).st_size
+        if size < expected:
+            raise RunFormatError(
+                f"{path}: truncated ({size} bytes, header announces {expected}); "
+                "the file was not fully written"
+            )
+        if size > expected:
+            raise RunFormatError(f"{path}: {size - expected} unexpected bytes after the array data")
+        order = "F" if fortran else "C"
+        try:
+            if mmap and n_bytes > 0:  # an empty array cannot be memory-mapped
+                return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+            arr = np.empty(shape, dtype=dtype, order=order)
+            _read_into(f, arr, path)
+        except (ValueError, OSError, EOFError) as exc:
+            raise RunFormatError(f"{path}: cannot load array ({exc})") from None
+    arr.flags.writeable = False
+    return arr
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Load every array of an .npz archive into memory, refusing pickles and damaged members."""
+def _read_into(f, arr: np.ndarray, path: Path) -> None:
+    """Fill ``arr`` from the file's current position with plain reads (no memory map)."""
+    view = memoryview(arr.reshape(-1, order="A")).cast("B") if arr.size else memoryview(b"")
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise RunFormatError(f"{path}: truncated while reading (the file shrank)")
+        done += n
+
+
+def _read_npz(path: Path, max_bytes: int = MAX_IMPORT_BYTES) -> dict[str, np.ndarray]:
+    """Load every array of an .npz archive into memory, refusing pickles, damaged members and
+    members whose inflated size exceeds ``max_bytes`` (all members together)."""
     arrays: dict[str, np.ndarray] = {}
+    total = 0
     try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
+        with open_regular(path, ".npz archive") as fh, zipfile.ZipFile(fh) as zf:
+            members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            declared = sum(i.file_size for i in members)
+            if declared > max_bytes + 1024 * len(members):  # headers add a few bytes each
+                raise RunFormatError(
+                    f"{path}: its arrays inflate to {declared:,} bytes, more than the limit of "
+                    f"{max_bytes:,} bytes (a zip bomb, or outputs too large to import here)"
+                )
+            for info in members:
                 key = info.filename[: -len(".npy")]
                 where = f"{path}[{key}]"
                 with zf.open(info) as f:
                     shape, fortran, dtype = _read_header(f, where)
-                    # The archive's directory states the member size; a header that claims more
-                    # data than that is damaged (and would make us allocate for nothing).
-                    if _prod(shape) * dtype.itemsize > info.file_size:
+                    n_bytes = _prod(shape) * dtype.itemsize
+                    total += n_bytes
+                    if total > max_bytes:
+                        raise RunFormatError(
+                            f"{where}: the arrays need {total:,} bytes, more than the limit "
+                            f"of {max_bytes:,} bytes; refusing to inflate them"
+                        )
+                    # The archive's directory states the member size; a header that claims
+                    # more data than that is damaged (and would make us allocate for nothing).
+                    if n_bytes > info.file_size:
                         raise RunFormatError(f"{where}: truncated array data")
-                    data = f.read(_prod(shape) * dtype.itemsize)
-                if len(data) != _prod(shape) * dtype.itemsize:
-                    raise RunFormatError(f"{where}: truncated array data")
-                arr = np.frombuffer(data, dtype=dtype)
-                arrays[key] = arr.reshape(shape, order="F" if fortran else "C")
+                    arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+                    _read_into(f, arr, Path(where))
+                arrays[key] = arr
     except RunFormatError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as exc:
@@ -103,20 +191,39 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _check_zip_size(path: Path, max_bytes: int) -> None:
+    """A .pt file is a zip archive too: refuse one whose members inflate past the limit."""
+    try:
+        with open_regular(path, ".pt file") as fh, zipfile.ZipFile(fh) as zf:
+            declared = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile:
+        return  # legacy (non-zip) torch files: torch.load reads them, within their own size
+    if declared > max_bytes:
+        raise RunFormatError(
+            f"{path}: its tensors inflate to {declared:,} bytes, more than the limit of "
+            f"{max_bytes:,} bytes"
+        )
+
+
 def read_outputs_file(
     path: Path | str,
     labels_path: Path | str | None = None,
     read_pt: Callable[[Path], dict[str, np.ndarray]] | None = None,
+    max_bytes: int | None = None,
 ) -> dict:
     """Read an outputs file to import: .npz (outputs, labels, optional spikes, ids), .npy
     (outputs only; labels from labels_path) or, with a ``read_pt`` reader, .pt (a dict of
-    tensors). Returns a dict of numpy arrays; shapes are checked by the caller."""
+    tensors). Returns a dict of numpy arrays; shapes are checked by the caller.
+
+    max_bytes bounds the inflated size of a compressed file's arrays (the app passes its
+    upload limit; default import_limit()); a larger archive is refused before anything is
+    inflated.
+    """
     path = Path(path)
+    max_bytes = import_limit(max_bytes)
     if not path.exists():
         raise RunFormatError(f"{path}: file does not exist")
-    if not path.is_file():
-        raise RunFormatError(f"{path}: not a file")
-    with open(path, "rb") as f:
+    with open_regular(path, "outputs file") as f:
         head = f.read(8)
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):  # torch's format is a zip too: decide by name first
@@ -124,9 +231,10 @@ def read_outputs_file(
             raise RunFormatError(
                 f"{path}: .pt files need torch; import them with `python -m dynconf import`"
             )
+        _check_zip_size(path, max_bytes)
         arrays = read_pt(path)
     elif head.startswith(b"PK"):
-        arrays = _read_npz(path)
+        arrays = _read_npz(path, max_bytes)
     elif head.startswith(b"\x93NUMPY"):
         arrays = {"outputs": read_npy(path)}
     elif suffix == ".npz":

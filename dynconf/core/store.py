@@ -2,12 +2,15 @@
 
 Writes go to temporary names beside the target (dynconf/core/atomic.py), are fsynced and then
 renamed into place, so a crash or a kill never leaves a half-written run that loads as valid.
+Every write holds the run's lock (dynconf/core/locking.py), so concurrent writers serialise,
+and first removes what earlier killed writers left behind (atomic.remove_stale_temps).
 The default folders (`default_runs_root`, `default_work_root`) are defined here once for the
 CLI, the app and the library.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,9 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from dynconf.core.atomic import TMP_PREFIX, fsync_dir, write_json_atomic, write_new_file
+from dynconf.core.atomic import (
+    OLD_TAG,
+    TMP_PREFIX,  # noqa: F401  (re-exported: callers and tests name leftovers by it)
+    destination_error,
+    fsync_dir,
+    remove_stale_temps,
+    temp_name,
+    write_json_atomic,
+    write_new_file,
+)
 from dynconf.core.format import (
     ARRAY_SUFFIXES,
+    FILE_STEM,
     MAX_META_BYTES,
     META_FILE,
     SCHEMA,
@@ -31,13 +44,17 @@ from dynconf.core.format import (
     RunListing,
     SplitData,
     _is_int,
+    check_run_name,
     check_split_arrays,
     prepare_split,
+    split_files,
+    split_stem,
     validate_meta,
 )
-from dynconf.core.npyio import read_npy
+from dynconf.core.locking import run_lock
+from dynconf.core.npyio import is_regular_file, open_regular, read_npy
 from dynconf.core.provenance import make_created
-from dynconf.errors import RunFormatError
+from dynconf.errors import DynconfError, RunFormatError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,27 +75,35 @@ def _read_meta(run_dir: Path) -> dict:
         raise RunFormatError(f"{run_dir}: run does not exist")
     if not run_dir.is_dir():
         raise RunFormatError(f"{run_dir}: not a directory")
-    if not meta_path.is_file():
+    if not os.path.lexists(meta_path):
         raise RunFormatError(f"{meta_path}: missing (not a dynconf run directory?)")
-    if meta_path.stat().st_size > MAX_META_BYTES:
-        raise RunFormatError(f"{meta_path}: larger than {MAX_META_BYTES >> 20} MiB")
+    return validate_meta(_parse_meta_file(meta_path), str(meta_path))
+
+
+def _parse_meta_file(meta_path: Path):
+    """The JSON content of a meta.json (only a regular file is opened, never a FIFO)."""
+    with open_regular(meta_path, "meta.json") as f:
+        if os.fstat(f.fileno()).st_size > MAX_META_BYTES:
+            raise RunFormatError(f"{meta_path}: larger than {MAX_META_BYTES >> 20} MiB")
+        data = f.read(MAX_META_BYTES + 1)
     try:
-        text = meta_path.read_text(encoding="utf-8")
-        meta = json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise RunFormatError(f"{meta_path}: not valid JSON ({exc})") from None
-    return validate_meta(meta, str(meta_path))
 
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not allowed")
 
 
-def load_run(run_dir: Path | str, check_values: bool = True) -> Run:
+def load_run(run_dir: Path | str, check_values: bool = True, mmap: bool = True) -> Run:
     """Load and validate a run directory. Raises RunFormatError naming the file and problem.
 
-    check_values=False skips the full scans (finite values, label range); shapes, dtypes and
-    meta are always checked. Use it only where a run was just validated.
+    check_values=False skips the full scans (finite values and sums, label range); shapes,
+    dtypes and meta are always checked. Use it only where a run was just validated.
+    mmap=False reads every array into memory with plain reads instead of memory-mapping it:
+    a long-lived reader (the app) then cannot be killed by SIGBUS when another process
+    truncates or rewrites a file it has open.
     """
     run_dir = Path(run_dir)
     meta = _read_meta(run_dir)
@@ -87,10 +112,11 @@ def load_run(run_dir: Path | str, check_values: bool = True) -> Run:
     roles = ["labels", "outputs"] if storage == "full" else ["labels", *TOPK_ROLES]
     splits = {}
     for split, n in meta["splits"].items():
-        files = {role: run_dir / f"{split}.{role}.npy" for role in ARRAY_SUFFIXES}
-        arrays = {role: read_npy(files[role]) for role in roles}
+        files = split_files(run_dir, meta, split)
+        arrays = {role: read_npy(files[role], mmap=mmap) for role in roles}
         for role in ("spikes", "ids"):
-            arrays[role] = read_npy(files[role]) if files[role].exists() else None
+            present = os.path.lexists(files[role])
+            arrays[role] = read_npy(files[role], mmap=mmap) if present else None
         check_split_arrays(
             {role: str(path) for role, path in files.items()},
             arrays,
@@ -110,9 +136,36 @@ def load_run(run_dir: Path | str, check_values: bool = True) -> Run:
     return Run(path=run_dir, meta=meta, splits=splits)
 
 
+def run_stamp(run_dir: Path | str) -> tuple:
+    """What changes whenever a run's content may have changed: (size, mtime_ns) of the
+    folder, of meta.json and of every array file meta.json names, in a fixed order.
+
+    For cache keys (the app): a split replaced, a file rewritten or truncated, all change it.
+    Never raises; a missing or unreadable file contributes None.
+    """
+    run_dir = Path(run_dir)
+
+    def stat_of(path: Path):
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    stamp = [("dir", stat_of(run_dir)), (META_FILE, stat_of(run_dir / META_FILE))]
+    try:
+        meta = _read_meta(run_dir)
+    except (RunFormatError, OSError):
+        return tuple(stamp)
+    for split in meta["splits"]:
+        for role, path in split_files(run_dir, meta, split).items():
+            stamp.append((f"{split}.{role}", stat_of(path)))
+    return tuple(stamp)
+
+
 def list_runs(root: Path | str | None = None, check_values: bool = True) -> list[RunListing]:
-    """Every directory under root (default: default_runs_root(); hidden and temporary ones
-    skipped), valid or not, by name."""
+    """Every directory under root (default: default_runs_root(); hidden ones, temporary ones
+    and lock files skipped), valid or not, by name."""
     root = default_runs_root() if root is None else Path(root)
     if not root.is_dir():
         return []
@@ -125,9 +178,9 @@ def list_runs(root: Path | str | None = None, check_values: bool = True) -> list
             listings.append(RunListing(path.name, path, True, None, run.meta))
         except RunFormatError as exc:
             try:
-                meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+                meta = _parse_meta_file(path / META_FILE)
                 meta = meta if isinstance(meta, dict) else None
-            except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+            except (RunFormatError, OSError):
                 meta = None
             listings.append(RunListing(path.name, path, False, str(exc), meta))
     return listings
@@ -177,6 +230,8 @@ def save_run(
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
+    if not os.path.lexists(run_dir):  # (lexists: a too-long name is an error, not a crash)
+        check_run_name(run_dir.name)
     if splits is None:
         splits, meta = meta_or_splits, {}
     else:
@@ -186,10 +241,7 @@ def save_run(
             raise RunFormatError(f"meta is not JSON-serialisable ({exc})") from None
     if not isinstance(splits, Mapping) or not splits:
         raise RunFormatError("no splits to save")
-    if run_dir.exists() and not overwrite:
-        raise RunFormatError(f"{run_dir}: already exists (choose another name or overwrite)")
-    if run_dir.exists() and not (is_run_dir(run_dir) or not any(run_dir.iterdir())):
-        raise RunFormatError(f"{run_dir}: exists and is not a dynconf run; refusing to replace it")
+    _check_replaceable(run_dir, overwrite)
     fields = {
         "dataset": dataset,
         "model": model,
@@ -210,6 +262,7 @@ def save_run(
     for key in ("schema", "splits"):
         if key in meta and key in (extra_meta or {}):
             raise RunFormatError(f"'{key}' is derived from the arrays and cannot be set")
+    meta.pop("files", None)  # a new run's files always carry their split's name
     first = next(iter(splits.values()))
     shape = np.shape(first.get("outputs")) if isinstance(first, Mapping) else ()
     if len(shape) != 3:
@@ -238,7 +291,7 @@ def save_run(
     for name, source in (extra_files or {}).items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name) or name.endswith(".npy"):
             raise RunFormatError(f"extra file name {name!r} is not allowed")
-        if name == META_FILE or not Path(source).is_file():
+        if name == META_FILE or not is_regular_file(source):
             raise RunFormatError(f"extra file {name!r}: {source} is not a file")
         files[name] = Path(source)
     prepared = {}
@@ -253,37 +306,59 @@ def save_run(
     validate_meta(meta, "meta to save")
 
     parent = run_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f"{TMP_PREFIX}{run_dir.name}-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    trash = None
-    try:
-        for split, stored in prepared.items():
-            for role, arr in stored.items():
-                write_npy(tmp / f"{split}.{role}.npy", arr)
-        for name, source in files.items():
-            shutil.copyfile(source, tmp / name)
-            with open(tmp / name, "rb") as f:
-                os.fsync(f.fileno())
-        write_json_atomic(tmp / META_FILE, meta)
-        fsync_dir(tmp)
-        if run_dir.exists():
-            # Checked again here: only ever move aside a run or an empty directory.
-            if not (is_run_dir(run_dir) or not any(run_dir.iterdir())):
-                raise RunFormatError(f"{run_dir}: exists and is not a dynconf run")
-            trash = parent / f"{TMP_PREFIX}old-{run_dir.name}-{uuid.uuid4().hex[:12]}"
-            os.rename(run_dir, trash)
-        os.rename(tmp, run_dir)
-        fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if trash is not None and not run_dir.exists():
-            os.rename(trash, run_dir)  # put the old run back
-            trash = None
-        raise
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-    return load_run(run_dir, check_values=False)
+    with run_lock(run_dir):
+        remove_stale_temps(parent)
+        # Checked again with the lock held: another writer may have created the run since.
+        _check_replaceable(run_dir, overwrite)
+        if not run_dir.exists():
+            check_run_name(run_dir.name)
+        tmp = temp_name(run_dir)
+        trash = None
+        try:
+            tmp.mkdir()
+            for split, stored in prepared.items():
+                for role, arr in stored.items():
+                    write_npy(tmp / f"{split}.{role}.npy", arr)
+            for name, source in files.items():
+                _copy_fsynced(source, tmp / name)
+            write_json_atomic(tmp / META_FILE, meta)
+            fsync_dir(tmp)
+            if run_dir.exists():
+                trash = temp_name(run_dir, tag=OLD_TAG)
+                os.rename(run_dir, trash)
+            os.rename(tmp, run_dir)
+            fsync_dir(parent)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if trash is not None and not run_dir.exists():
+                os.rename(trash, run_dir)  # put the old run back
+                trash = None
+            if isinstance(exc, OSError) and not isinstance(exc, DynconfError):
+                raise destination_error(run_dir, exc) from exc
+            raise
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return load_run(run_dir, check_values=False)
+
+
+def _check_replaceable(run_dir: Path, overwrite: bool) -> None:
+    """A run may be written to run_dir: it is free, or overwrite is set and it holds a run
+    (or an empty folder). Never replace anything else."""
+    if not os.path.lexists(run_dir):
+        return
+    if not overwrite:
+        raise RunFormatError(f"{run_dir}: already exists (choose another name or overwrite)")
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise RunFormatError(f"{run_dir}: exists and is not a dynconf run; refusing to replace it")
+    if not (is_run_dir(run_dir) or not any(run_dir.iterdir())):
+        raise RunFormatError(f"{run_dir}: exists and is not a dynconf run; refusing to replace it")
+
+
+def _copy_fsynced(source: Path, target: Path) -> None:
+    with open_regular(source, "file") as src, open(target, "xb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
 
 
 def add_split(
@@ -298,52 +373,88 @@ def add_split(
 ) -> Run:
     """Add a split to an existing run (same T_max and classes; stored like the run's others).
 
-    Atomic: the split's files are written under temporary names, fsynced and renamed; meta.json
-    is rewritten last, atomically, so until then the run loads exactly as before. Replacing an
-    existing split first drops it from meta.json, so no intermediate state mixes old and new.
+    Atomic, and so is replacing a split (overwrite=True): the new arrays are written under
+    temporary names, fsynced and renamed to a stem that meta.json does not reference yet
+    (the split's name, or `<split>~<hex>` when that name holds the current files); then
+    meta.json is switched atomically to the new stem; only then are the old files removed.
+    At every instant the run loads with the old split or with the new one, whatever kills
+    the writer. Holds the run's lock throughout.
     """
     run_dir = Path(run_dir)
-    run = load_run(run_dir, check_values=False)
-    meta = json.loads(json.dumps(run.meta))  # private deep copy
-    arrays = {"outputs": outputs, "labels": labels, "spikes": spikes, "ids": ids}
-    shape = np.shape(outputs)
-    if len(shape) == 3 and (shape[0] != run.T_max or shape[2] != run.K):
-        raise RunFormatError(
-            f"{run_dir}: outputs have T={shape[0]}, K={shape[2]} but the run has "
-            f"T_max={run.T_max}, K={run.K}"
-        )
-    stored = prepare_split(split, arrays, meta, f"split '{split}'")
-    if split in meta["splits"]:
-        if not overwrite:
+    with run_lock(run_dir):
+        remove_stale_temps(run_dir)
+        run = load_run(run_dir, check_values=False)
+        meta = json.loads(json.dumps(run.meta))  # private deep copy
+        arrays = {"outputs": outputs, "labels": labels, "spikes": spikes, "ids": ids}
+        shape = np.shape(outputs)
+        if len(shape) == 3 and (shape[0] != run.T_max or shape[2] != run.K):
+            raise RunFormatError(
+                f"{run_dir}: outputs have T={shape[0]}, K={shape[2]} but the run has "
+                f"T_max={run.T_max}, K={run.K}"
+            )
+        stored = prepare_split(split, arrays, meta, f"split '{split}'")
+        replacing = split in meta["splits"]
+        if replacing and not overwrite:
             raise RunFormatError(f"{run_dir}: split '{split}' already exists")
-        del meta["splits"][split]
-        if meta["splits"]:
-            write_json_atomic(run_dir / META_FILE, meta)
-        else:  # the only split: leave a meta that fails to load rather than one that lies
-            write_json_atomic(run_dir / META_FILE, {**meta, "splits": {}})
-    # Files of this split that meta.json does not reference (leftovers of an interrupted
-    # write, or of the split just dropped) are removed so they cannot be mistaken for data.
-    for role in ARRAY_SUFFIXES:
-        (run_dir / f"{split}.{role}.npy").unlink(missing_ok=True)
-    token = uuid.uuid4().hex[:12]
-    written = []  # (temporary path, final path)
-    try:
-        for role, arr in stored.items():
-            final = run_dir / f"{split}.{role}.npy"
-            tmp = run_dir / f"{TMP_PREFIX}{token}-{final.name}"
-            written.append((tmp, final))
-            write_npy(tmp, arr)
-        for tmp, final in written:
-            os.replace(tmp, final)
+        old_stem = split_stem(meta, split) if replacing else None
+        new_stem = split if old_stem != split else f"{split}~{uuid.uuid4().hex[:8]}"
+        # Files of this split that meta.json does not reference (leftovers of an interrupted
+        # write) are removed so they cannot be mistaken for data or block the new names.
+        _remove_split_files(run_dir, split, keep=old_stem)
+        written = []  # (temporary path, final path)
+        try:
+            for role, arr in stored.items():
+                final = run_dir / f"{new_stem}.{role}.npy"
+                tmp = temp_name(final)
+                written.append((tmp, final))
+                write_npy(tmp, arr)
+            for tmp, final in written:
+                os.replace(tmp, final)
+            fsync_dir(run_dir)
+            meta["splits"][split] = int(stored["labels"].shape[0])
+            stems = {s: stem for s, stem in (meta.get("files") or {}).items() if s != split}
+            if new_stem != split:
+                stems[split] = new_stem
+            if stems:
+                meta["files"] = stems
+            else:
+                meta.pop("files", None)
+            meta.setdefault("history", []).append(
+                {("replaced_split" if replacing else "added_split"): split, **make_created()}
+            )
+            validate_meta(meta, "meta to save")
+            write_json_atomic(run_dir / META_FILE, meta)  # the switch: old split -> new split
+        except BaseException as exc:
+            for tmp, final in written:
+                for path in (tmp, final):
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and not isinstance(exc, DynconfError):
+                raise destination_error(run_dir, exc) from exc
+            raise
+        _remove_split_files(run_dir, split, keep=new_stem)  # the replaced split's files
         fsync_dir(run_dir)
-    except BaseException:
-        for tmp, _ in written:
-            tmp.unlink(missing_ok=True)
-        raise
-    meta["splits"][split] = int(stored["labels"].shape[0])
-    meta.setdefault("history", []).append({"added_split": split, **make_created()})
-    write_json_atomic(run_dir / META_FILE, meta)
-    return load_run(run_dir, check_values=False)
+        return load_run(run_dir, check_values=False)
+
+
+_SPLIT_FILE = re.compile(rf"(?P<stem>[^.]+)\.(?:{'|'.join(ARRAY_SUFFIXES)})\.npy\Z")
+
+
+def _remove_split_files(run_dir: Path, split: str, keep: str | None) -> None:
+    """Remove the array files of ``split`` (stem `split` or `split~hex`) except stem keep."""
+    try:
+        names = [p.name for p in run_dir.iterdir()]
+    except OSError:
+        return
+    for name in names:
+        match = _SPLIT_FILE.match(name)
+        if match is None or match["stem"] == keep:
+            continue
+        stem = match["stem"]
+        owner = FILE_STEM.match(stem)
+        if stem == split or (owner is not None and owner["split"] == split):
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / name).unlink()
 
 
 def disk_bytes(run: Run) -> dict[str, int]:
@@ -351,8 +462,6 @@ def disk_bytes(run: Run) -> dict[str, int]:
     sizes = {}
     for split in run.splits:
         sizes[split] = sum(
-            p.stat().st_size
-            for role in ARRAY_SUFFIXES
-            if (p := run.path / f"{split}.{role}.npy").exists()
+            p.stat().st_size for p in split_files(run.path, run.meta, split).values() if p.exists()
         )
     return sizes

@@ -15,6 +15,7 @@ removed. A progress file (``progress_file``) lets another process (the dashboard
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from dynconf.core.atomic import atomic_write, write_json_atomic
+from dynconf.core.format import check_run_name
+from dynconf.core.locking import run_lock
 from dynconf.core.provenance import code_version, now_utc
 from dynconf.engine.checkpoint import (
     load_checkpoint,
@@ -60,6 +63,8 @@ def simulate_checkpoint(
 
     started = time.time()
     out = Path(config.out)
+    if not os.path.lexists(out):  # (lexists: a too-long name is an error, not a crash)
+        check_run_name(out.name)  # now, not after hours of simulation
     if config.T < 1:
         raise DataError("--T must be at least 1")
     if out.exists() and not config.overwrite:
@@ -174,14 +179,17 @@ def simulate_checkpoint(
     }
     if config.copy_checkpoint:
         meta["checkpoint"] = "model.pt"
-    save_run(
-        out,
-        meta,
-        arrays,
-        overwrite=config.overwrite,
-        extra_files={"model.pt": Path(config.checkpoint)} if config.copy_checkpoint else None,
-    )
-    shutil.rmtree(work, ignore_errors=True)
+    # With the run's lock held: save_run re-checks that no other writer created `out` in the
+    # meantime (refused unless --overwrite), and the work folder goes only with a saved run.
+    with run_lock(out):
+        save_run(
+            out,
+            meta,
+            arrays,
+            overwrite=config.overwrite,
+            extra_files={"model.pt": Path(config.checkpoint)} if config.copy_checkpoint else None,
+        )
+        shutil.rmtree(work, ignore_errors=True)
     if progress_path is not None:
         report = {"done": total, "total": total, "eta_s": 0, "state": "complete", "run": str(out)}
         write_json_atomic(progress_path, report, indent=None)

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dynconf.report.style import COLORS, Chart, FigureBuilder, standard_layout, time_steps
+from dynconf.report.style import (
+    COLORS,
+    Chart,
+    FigureBuilder,
+    plotly_text,
+    standard_layout,
+    time_steps,
+)
 
 
 def exit_histogram(result: Any, T: int, title: str = "Exit steps") -> Chart:
@@ -67,8 +74,9 @@ def exit_scatter(
     n = len(steps)
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
     names = np.asarray([str(c) for c in classes], dtype=str)
+    shown = np.asarray([plotly_text(c) for c in names], dtype=str)  # for the hover's markup
     hover = np.char.add(
-        np.char.add("answer ", names[pred]), np.char.add("<br>label ", names[labels])
+        np.char.add("answer ", shown[pred]), np.char.add("<br>label ", shown[labels])
     )
     jitter = np.random.default_rng(0).uniform(-0.3, 0.3, n)
     fig = FigureBuilder()

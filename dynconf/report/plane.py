@@ -23,6 +23,7 @@ from dynconf.report.style import (
     FigureBuilder,
     frame,
     percent,
+    plotly_text,
     standard_layout,
     time_steps,
 )
@@ -33,6 +34,7 @@ from dynconf.report.traces import (
     current_point,
     front_points,
     front_trace,
+    star,
 )
 
 
@@ -130,7 +132,7 @@ def oracle_bound(
                 line={"color": color, "width": 2, "dash": DASHES[i % len(DASHES)]},
                 marker={"size": 4},
                 hovertemplate="cap %{customdata}<br>mean steps %{x:.2f}"
-                f"<br>accuracy %{{y:.2f}} %<extra>{label}</extra>",
+                f"<br>accuracy %{{y:.2f}} %<extra>{plotly_text(label)}</extra>",
             )
         )
         frames.append(_curve_frame(label, curve))
@@ -182,3 +184,44 @@ def compare(entries: Sequence[Any], title: str = "Runs and decoders compared") -
     standard_layout(fig, title, *PLANE_AXES, legend_below=True)
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return Chart("compare", title, fig.build(), data)
+
+
+def policy_points(
+    baseline: Sequence[float],
+    points: Sequence[tuple[str, Any]],
+    oracle: Any | None = None,
+    title: str = "Exit policies chosen on calibration",
+) -> Chart:
+    """Each policy's result on the accuracy-latency plane, against the fixed-T baseline and
+    the oracle curve. ``points``: (label, PolicyResult) pairs, one marker each."""
+    base = np.asarray(baseline, dtype=float)
+    fig = FigureBuilder(baseline_trace(base))
+    frames = [frame("baseline", mean_latency=time_steps(len(base)), accuracy=base)]
+    if oracle is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(oracle.latency),
+                y=percent(oracle.accuracy),
+                customdata=time_steps(len(oracle.latency)),
+                name="oracle, stays correct",
+                mode="lines",
+                line={"color": COLORS["oracle"], "width": 2},
+                hovertemplate=f"cap %{{customdata}}<br>{PLANE_HOVER}<extra>oracle</extra>",
+            )
+        )
+        frames.append(_curve_frame("oracle", oracle))
+    symbols = ("star", "diamond", "square", "triangle-up", "circle", "x", "cross", "pentagon")
+    for i, (label, result) in enumerate(points):
+        fig.add_trace(
+            star(
+                result.mean_latency,
+                100.0 * result.accuracy,
+                label,
+                f"{PLANE_HOVER}<extra>{plotly_text(label)}</extra>",
+                color=SERIES[i % len(SERIES)],
+                symbol=symbols[i % len(symbols)],
+            )
+        )
+        frames.append(frame(label, mean_latency=[result.mean_latency], accuracy=[result.accuracy]))
+    standard_layout(fig, title, *PLANE_AXES, legend_below=True)
+    return Chart("policy_points", title, fig.build(), pd.concat(frames, ignore_index=True))

@@ -19,6 +19,7 @@ from dynconf.report.style import (
     Chart,
     FigureBuilder,
     frame,
+    plotly_text,
     standard_layout,
     time_steps,
 )
@@ -105,7 +106,8 @@ def sample_probabilities(
                     "width": 3 if k == label else 1.8,
                     "dash": DASHES[i % len(DASHES)],
                 },
-                hovertemplate=f"{classes[k]}<br>step %{{x}}<br>p %{{y:.4f}}<extra></extra>",
+                hovertemplate=plotly_text(classes[k])
+                + "<br>step %{x}<br>p %{y:.4f}<extra></extra>",
             )
         )
         frames.append(frame(str(classes[k]), step=steps, probability=p[:, k], class_index=[k] * T))

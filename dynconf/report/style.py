@@ -9,6 +9,7 @@ them once, which keeps a slider move's redraw cheap.
 
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,13 @@ def _merge(into: dict, new: Mapping) -> dict:
     return into
 
 
+def plotly_text(text: Any) -> str:
+    """Text shown as itself in a Plotly title, legend, annotation or hover label: Plotly
+    turns tags such as <a href> into markup and decodes entities, so &, < and > become
+    entities and show literally."""
+    return html.escape(str(text), quote=False)
+
+
 class FigureBuilder:
     """Collects traces, shapes and layout as plain data; validates once in :meth:`build`.
 
@@ -190,6 +198,18 @@ class FigureBuilder:
             )  # fmt: skip
 
     def build(self) -> go.Figure:
+        # Plotly renders a subset of HTML (links, images via <a>, <b>) in titles, legends
+        # and annotations; names and titles may carry run or class names from a file, so
+        # they are escaped here, once for every chart.
+        title = self.layout.get("title")
+        if isinstance(title, dict) and isinstance(title.get("text"), str):
+            title["text"] = plotly_text(title["text"])
+        for note in self.layout["annotations"]:
+            if isinstance(note.get("text"), str):
+                note["text"] = plotly_text(note["text"])
+        for trace in self.traces:
+            if isinstance(trace.name, str):
+                trace.name = plotly_text(trace.name)
         return go.Figure(data=self.traces, layout=self.layout)
 
 

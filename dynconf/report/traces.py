@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from dynconf.report.style import COLORS, percent, time_steps
+from dynconf.report.style import COLORS, percent, plotly_text, time_steps
 
 PLANE_HOVER = "latency %{x:.2f}<br>accuracy %{y:.2f} %"
+
+
+def _extra(name: str) -> str:
+    """The hover box's side label, escaped (it may be a run name)."""
+    return f"<extra>{plotly_text(name)}</extra>"
 
 
 def baseline_trace(
@@ -43,7 +48,7 @@ def baseline_trace(
         mode="lines+markers" if markers else "lines",
         line=line,
         marker={"size": 5} if markers else None,
-        hovertemplate=f"T = %{{x}}<br>accuracy %{{y:.2f}} %<extra>{hover_name}</extra>",
+        hovertemplate=f"T = %{{x}}<br>accuracy %{{y:.2f}} %{_extra(hover_name)}",
     )
 
 
@@ -73,7 +78,7 @@ def front_trace(
         mode="lines+markers",
         line={"color": color, "width": 2},
         marker={"size": 5, "symbol": "diamond"},
-        hovertemplate=f"threshold %{{customdata:.4f}}<br>{PLANE_HOVER}<extra>{hover_name}</extra>",
+        hovertemplate=f"threshold %{{customdata:.4f}}<br>{PLANE_HOVER}{_extra(hover_name)}",
     )
 
 

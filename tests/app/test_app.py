@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from dynconf import jobs
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import default_work_root, load_run
+from ui.text import ZWSP, md_escape
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -55,6 +57,11 @@ def qp(at: AppTest, key: str) -> str | None:
     """A URL parameter after the run (AppTest returns a str, older versions a list)."""
     value = at.query_params.get(key)
     return value[-1] if isinstance(value, list) else value
+
+
+def plain(markdown: str) -> str:
+    """What an escaped markdown string shows (ui.text.md_escape undone)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(ZWSP, "")
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -120,7 +127,7 @@ def test_url_restores_the_view(env, dashboard_runs):
     # A link to a run that is not there falls back to a good one and says so.
     at = app(run="broken")
     assert at.selectbox(key="run").value == "synth"
-    assert any("broken" in e.value for e in at.error)
+    assert any("broken" in plain(e.value) for e in at.error)
 
 
 def test_kappa_changes_the_paper_decoder(env, synth_test):
@@ -141,7 +148,7 @@ def test_simulate_form_offers_the_registered_datasets(env):
 
 def test_damaged_run_is_listed_with_reason_and_never_crashes(env):
     at = app("runs")
-    problems = [e.value for e in at.error]
+    problems = [plain(e.value) for e in at.error]
     assert any("broken" in p and "test.outputs.npy" in p for p in problems), problems
     table = at.dataframe[0].value
     row = table[table.run == "broken"].iloc[0]
@@ -254,7 +261,7 @@ def test_failed_simulation_job_reports_its_log(env, tmp_path):
     assert "nope.pt" in job.log_tail()
     assert [j.name for j in jobs.list_jobs()] == ["doomed"]
     at = app("runs")
-    assert any("doomed" in m.value for m in at.markdown)
+    assert any("doomed" in plain(m.value) for m in at.markdown)
 
 
 def test_browsing_pages_never_import_torch(dashboard_runs, tmp_path):
@@ -311,7 +318,7 @@ def test_simulation_from_the_runs_page(env, digits_checkpoint, wait_for):
         next(b for b in at.button if b.label == "Start simulation").click()
         at.run()
         assert not at.exception
-        assert any(f"Started **{name}**" in x.value for x in at.success), [
+        assert any(f"Started **{md_escape(name)}**" in x.value for x in at.success), [
             e.value for e in at.error
         ]
 
@@ -332,7 +339,7 @@ def test_simulation_from_the_runs_page(env, digits_checkpoint, wait_for):
     job = next(j for j in jobs.list_jobs() if j.name == "sim_long")
     assert job.alive(), job.log_tail()
     at.run()
-    assert any("sim_long" in m.value and "running" in m.value for m in at.markdown)
+    assert any("sim_long" in plain(m.value) and "running" in m.value for m in at.markdown)
     at.button(key="cancel-sim_long").click().run()
     wait_for(lambda: not job.alive(), timeout=30)
     assert jobs.list_jobs()[0].status() == "cancelled"
@@ -378,7 +385,7 @@ def test_no_runs_at_all_guides_to_the_runs_page(tmp_path, monkeypatch):
 
 def test_topk_run_reports_unusable_decoder_instead_of_crashing(env):
     at = app("explorer", run="synth_topk", decoder="step", threshold="0.5")
-    assert any("top-k" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("top-k" in plain(e.value) for e in at.error), [e.value for e in at.error]
     assert not at.get("plotly_chart")
     at.selectbox(key="decoder").set_value("paper").run()
     assert not at.exception and not at.error

@@ -11,10 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -68,7 +71,13 @@ def server(dashboard_runs, tmp_path_factory):
                 if proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError(Path(log.name).read_text()) from None
                 time.sleep(0.1)
-        yield {"url": url, "started": started, "ready": time.perf_counter(), "runs": root}
+        yield {
+            "url": url,
+            "started": started,
+            "ready": time.perf_counter(),
+            "runs": root,
+            "proc": proc,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -278,3 +287,81 @@ def test_damaged_run_shows_reason_in_browser(server, browser, dashboard_runs):
     assert not page.locator('[data-testid="stException"]').count()
     buf = io.BytesIO(page.screenshot())
     assert buf.getbuffer().nbytes > 0
+
+
+# --------------------------------------------------------------------------- issue 17
+
+PAYLOAD = (
+    "x` ![p](http://127.0.0.1:8719/p.png) "
+    "[Session expired: log in again](http://127.0.0.1:8719/phish) `y"
+)
+EVIL = "http://127.0.0.1:8719"
+
+
+def watch_requests(page) -> list[str]:
+    """Every URL the page asks for; requests to the attacker's host are recorded and aborted."""
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    page.route(f"{EVIL}/**", lambda route: route.abort())
+    return seen
+
+
+def assert_nothing_injected(page, seen: list[str]) -> None:
+    assert page.locator(f'a[href^="{EVIL}"]').count() == 0
+    assert page.locator(f'img[src^="{EVIL}"]').count() == 0
+    assert not [url for url in seen if url.startswith(EVIL)], seen
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_run_name_in_the_url_draws_no_link_and_fetches_nothing(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    seen = watch_requests(page)
+    page.goto(f"{server['url']}/explorer?run={urllib.parse.quote(PAYLOAD)}")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="Session expired").first
+    playwright_api.expect(alert).to_contain_text("from the link is not available", timeout=60_000)
+    # The user sees the text exactly as it was in the link, as text.
+    assert PAYLOAD.replace("`", "") in alert.inner_text().replace("`", "").replace("\u200b", "")
+    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    assert_nothing_injected(page, seen)
+
+
+def test_dataset_field_on_home_draws_no_link_and_fetches_nothing(server, browser, dashboard_runs):
+    run = server["runs"] / "hostile"
+    shutil.copytree(dashboard_runs / "synth", run)
+    meta = json.loads((run / "meta.json").read_text())
+    # Without the URL payload's backticks: inside a run's own text they would make it code.
+    meta["dataset"] = meta["notes"] = PAYLOAD.strip("x`y ")
+    (run / "meta.json").write_text(json.dumps(meta))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    seen = watch_requests(page)
+    page.goto(f"{server['url']}/?run=hostile")
+    line = page.locator('[data-testid="stMarkdown"]').filter(has_text="Dataset").first
+    playwright_api.expect(line).to_contain_text("Session expired", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert_nothing_injected(page, seen)
+
+
+def test_truncating_an_open_run_never_kills_the_server(server, browser, dashboard_runs):
+    """The issue's SIGBUS: the server had the run open, a file shrank, the next read died."""
+    run = server["runs"] / "victim"
+    shutil.copytree(dashboard_runs / "synth", run)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server['url']}/samples?run=victim&threshold=0.5&sample=500")
+    playwright_api.expect(metric_value(page, "Sample id")).to_be_visible(timeout=60_000)
+    os.truncate(run / "test.outputs.npy", 200)
+    # The same session reruns (another sample: the page reads outputs[:, sample])...
+    box = page.get_by_label(re.compile(r"Sample \(position"))
+    box.fill("501")
+    box.press("Enter")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="victim").first
+    playwright_api.expect(alert).to_contain_text("truncated", timeout=60_000)
+    assert server["proc"].poll() is None, "the server died"
+    # ... and a new session opens a link to it.
+    page.goto(f"{server['url']}/samples?run=victim&threshold=0.5&sample=501")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text="victim").first
+    playwright_api.expect(alert).to_contain_text("truncated", timeout=60_000)
+    assert server["proc"].poll() is None, "the server died"
+    with urllib.request.urlopen(f"{server['url']}/_stcore/health", timeout=5) as r:
+        assert r.status == 200
+    assert not page.locator('[data-testid="stException"]').count()

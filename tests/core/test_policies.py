@@ -108,7 +108,9 @@ def test_patience_fit_meets_the_calibration_target_and_reports_on_test():
 
 
 def test_registry():
-    assert list(POLICIES) == ["threshold", "patience"]
+    assert list(POLICIES) == [
+        "threshold", "patience", "schedule", "topk_gap", "conformal", "learned"
+    ]  # fmt: skip
     assert get_policy("patience") is Patience
     for name, cls in POLICIES.items():
         assert cls.name == name and cls.summary
@@ -182,7 +184,9 @@ def test_compare_policies_fits_each_the_same_way():
     cal, _ = decoded(seed=9, n=400)
     test, arrays = decoded(seed=10, n=400)
     out = compare_policies(cal, test, 0.01, test_spikes=arrays["spikes"], neurons=100)
-    assert [f.name for f in out.fits] == list(POLICIES)
+    # A bare Decoded has no raw gap (topk_gap) and no per-class outputs (conformal).
+    assert [f.name for f in out.fits] == [n for n in POLICIES if n not in out.skipped]
+    assert set(out.skipped) == {"topk_gap", "conformal"}
     for fit in out.fits:
         policy = POLICIES[fit.name].fit(cal, 0.01)
         assert fit.params == policy.params

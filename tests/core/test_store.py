@@ -426,8 +426,10 @@ def test_crash_during_split_overwrite_never_mixes(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         add_split(run.path, "calibration", **small_split(n=9, seed=1), overwrite=True)
     monkeypatch.setattr(runs, "write_npy", real)
-    # The split being replaced was dropped first; the rest of the run is intact and valid.
-    assert load_run(run.path).split_names == ("test",)
+    # The split being replaced is kept as it was until its replacement is complete.
+    again = load_run(run.path)
+    assert again.split_names == ("test", "calibration") and again.split("calibration").N == 8
+    assert leftovers(run.path) == []
 
 
 KILL_SCRIPT = """

@@ -212,3 +212,31 @@ def test_every_colour_is_okabe_ito(setup):
             ):
                 if isinstance(color, str):
                     assert color.lower() in palette, (chart.key, t.name, color)
+
+
+def test_names_from_a_file_cannot_inject_markup(tmp_path):
+    """Plotly renders <a href> and <img>-like tags in titles, legends and hovers: run and class
+    names from a run's meta.json must reach every chart as text."""
+    import json as _json
+
+    from dynconf.core.store import save_run
+    from dynconf.report.export import collect_charts
+    from tests.helpers import synthetic_split
+
+    evil = "<a href='http://127.0.0.1:8719/phish'>log in</a>"
+    run = save_run(
+        tmp_path / "evil",
+        {"test": synthetic_split(80, 8, 3, 1, 10), "calibration": synthetic_split(60, 8, 3, 2, 10)},
+        classes=[evil, "b<b>old</b>", "c"],
+        dataset=evil,
+    )
+    charts, res, _ = collect_charts(run, "test", calibration="calibration")
+    charts.append(figures.sample_probabilities(np.full((8, 3), 1 / 3), run.classes, 0, title=evil))
+    for chart in charts:
+        text = _json.dumps(chart.figure.to_plotly_json()["layout"].get("title", {}))
+        text += _json.dumps([t.get("name") for t in chart.figure.to_plotly_json()["data"]])
+        for trace in chart.figure.data:
+            text += str(getattr(trace, "hovertemplate", "")) + str(getattr(trace, "text", ""))
+        assert "<a " not in text and "<b>" not in text, chart.key
+    scatter = next(c for c in charts if c.key == "exit_scatter")
+    assert "&lt;a href=" in str(scatter.figure.data[0].text)

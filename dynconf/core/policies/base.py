@@ -50,6 +50,12 @@ class ExitPolicy:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line: the rule in words
+    # The decoder whose confidence the policy reads, where it needs one in particular (None:
+    # whichever the split was decoded with); comparison and CLI decode accordingly.
+    decoder: ClassVar[str | None] = None
+    # Whether it reads per-class probabilities from the split's full per-step outputs
+    # (attach_outputs), which top-k storage does not hold.
+    needs_outputs: ClassVar[bool] = False
 
     @property
     def params(self) -> dict:
@@ -65,16 +71,27 @@ class ExitPolicy:
         """tau_i for every sample of a decoded split, 1-based int."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """The parameters in a few words, for tables ("C=0.52, k=3")."""
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.params.items())
+
+    def extras(self, dec: Decoded, steps: np.ndarray) -> dict:
+        """Policy-specific numbers for PolicyResult.extras (e.g. coverage); none by default."""
+        return {}
+
     def evaluate(self, dec: Decoded, spikes=None, neurons=None) -> PolicyResult:
-        return summarize(
+        steps = self.exit_steps(dec)
+        res = summarize(
             dec,
-            self.exit_steps(dec),
+            steps,
             policy=self.name,
             params=self.params,
             threshold=self.threshold_value,
             spikes=spikes,
             neurons=neurons,
         )
+        res.extras = self.extras(dec, steps)
+        return res
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
         raise NotImplementedError
@@ -101,6 +118,53 @@ class ExitPolicy:
         if best is None:
             raise DynconfError(f"no {cls.name} operating point reaches the calibration target")
         return best
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return f"[{len(value)} values]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def json_floats(values) -> list:
+    """Floats for params/JSON: +-inf (a step nobody / everybody passes) as "inf" / "-inf",
+    which float() reads back, since JSON has no infinities."""
+    return [float(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf") for v in values]
+
+
+def check_floats(values, what: str) -> tuple[float, ...]:
+    """A tuple of floats (accepting "inf" / "-inf"), none NaN."""
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise DynconfError(f"{what} must be numbers, got {values!r}") from None
+    if any(math.isnan(v) for v in out):
+        raise DynconfError(f"{what} must not be NaN")
+    return out
+
+
+def attach_outputs(dec: Decoded, outputs) -> Decoded:
+    """Keep the split's per-step outputs [T, N, K] (not accumulated) on dec, for policies
+    that read per-class probabilities (needs_outputs). Returns dec."""
+    if outputs is None:
+        return dec
+    shape = getattr(outputs, "shape", ())
+    if len(shape) != 3 or tuple(shape[:2]) != (dec.T, dec.N):
+        raise DynconfError(f"outputs must be [{dec.T}, {dec.N}, K], got shape {tuple(shape)}")
+    dec.cache["outputs"] = outputs
+    return dec
+
+
+def split_outputs(dec: Decoded, policy: str):
+    outputs = dec.cache.get("outputs")
+    if outputs is None:
+        raise DynconfError(
+            f"policy '{policy}' needs the split's full per-step outputs (per-class "
+            "probabilities); a top-k split cannot serve it (re-import with --storage full)"
+        )
+    return outputs
 
 
 def accuracy_needed(cal: Decoded, tolerance: float) -> int:

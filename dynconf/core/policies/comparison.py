@@ -5,17 +5,47 @@ Each policy of the registry chooses its operating point on calibration with the 
 then runs unchanged on the evaluation split. Next to the stays-correct oracle (the latency no
 causal rule can beat at full-length accuracy) that says how much of the gap between the
 threshold rule and the oracle a policy closes.
+
+A split is given either decoded (a Decoded: every policy then runs on that decoder and
+kappa) or as a function ``decode(decoder, kappa) -> Decoded`` (``split_decoder`` makes one
+from a stored split). The function form lets a policy read the decoder it needs (topk_gap
+reads the raw gap through ``gap``), lets conformal read per-class probabilities from the
+full outputs, and lets ``kappa="auto"`` choose the decoder's kappa on calibration: the split
+is decoded at each kappa of a grid, the threshold rule fitted on each, and the kappa of the
+fastest that meets the target is kept (ties: more correct, then the kappa nearest T_max),
+after which every policy runs at that kappa.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from dynconf.core.decoders import Decoded
+from dynconf.core.decoders import Decoded, check_kappa, decode, get_decoder
 from dynconf.core.oracle import OracleResult, oracle
-from dynconf.core.policies.registry import POLICIES
+from dynconf.core.policies.base import accuracy_needed, attach_outputs
+from dynconf.core.policies.registry import POLICIES, get_policy
+from dynconf.core.policies.threshold import Threshold
 from dynconf.core.results import PolicyResult
 from dynconf.errors import DynconfError
+
+DecodeFn = Callable[[str, "float | None"], Decoded]
+KAPPA_FACTORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4)  # the auto grid, times T_max
+
+
+def split_decoder(split) -> DecodeFn:
+    """decode(decoder, kappa) for one stored split, memoised, with its full per-step outputs
+    attached (for policies that read per-class probabilities) when it has them."""
+    held: dict = {}
+
+    def decode_split(decoder: str, kappa: float | None) -> Decoded:
+        key = (decoder, check_kappa(decoder, kappa, split.T))
+        if key not in held:
+            held[key] = attach_outputs(decode(split, decoder, kappa), split.outputs)
+        return held[key]
+
+    return decode_split
 
 
 @dataclass(eq=False)
@@ -28,6 +58,24 @@ class PolicyFit:
     test: PolicyResult
     latency_vs_threshold: float | None  # test mean latency / the threshold rule's
     gap_closed: float | None  # share of (threshold latency - oracle latency) it saves
+    decoder: str = ""  # the decoder and kappa it read
+    kappa: float | None = None
+    description: str = ""  # its parameters in a few words
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "params": self.params,
+            "description": self.description,
+            "decoder": self.decoder,
+            "kappa": self.kappa,
+            "calibration": self.calibration.to_dict(per_sample=False),
+            "test": {
+                **self.test.to_dict(per_sample=False),
+                "latency_vs_threshold": self.latency_vs_threshold,
+                "gap_closed": self.gap_closed,
+            },
+        }
 
 
 @dataclass(eq=False)
@@ -35,32 +83,133 @@ class PolicyComparison:
     tolerance: float
     fits: list[PolicyFit]
     oracle: OracleResult  # stays correct, on the evaluation split
+    decoder: str = ""
+    kappa: float | None = None  # the kappa every policy ran at (chosen, with kappa="auto")
+    kappa_search: list[dict] = field(default_factory=list)  # the auto grid on calibration
+    skipped: dict[str, str] = field(default_factory=dict)  # policy -> why it could not run
+
+    def to_dict(self) -> dict:
+        return {
+            "tolerance": self.tolerance,
+            "decoder": self.decoder,
+            "kappa": self.kappa,
+            "kappa_search": self.kappa_search,
+            "policies": [f.to_dict() for f in self.fits],
+            "oracle": self.oracle.to_dict(),
+            "skipped": self.skipped,
+        }
+
+
+def _as_function(split, what: str) -> DecodeFn:
+    if isinstance(split, Decoded):
+
+        def given(decoder: str, kappa) -> Decoded:
+            if decoder != split.decoder or (kappa is not None and kappa != split.kappa):
+                raise DynconfError(
+                    f"the {what} split is decoded with {split.label}; a policy needs decoder "
+                    f"'{decoder}': pass decode functions (split_decoder) instead"
+                )
+            return split
+
+        return given
+    if callable(split):
+        return split
+    raise DynconfError(f"the {what} split must be a Decoded or a decode(decoder, kappa) function")
+
+
+def choose_kappa(cal: DecodeFn, decoder: str, tolerance: float, T: int, grid=None):
+    """The kappa whose fitted threshold is fastest on calibration (module doc), with the grid's
+    calibration numbers."""
+    grid = [T * f for f in KAPPA_FACTORS] if grid is None else [float(k) for k in grid]
+    search, best, best_key = [], None, None
+    for kappa in grid:
+        dec = cal(decoder, kappa)
+        res = Threshold.fit(dec, tolerance).evaluate(dec)
+        search.append(
+            {"kappa": dec.kappa, "accuracy": res.accuracy, "mean_latency": res.mean_latency}
+        )
+        key = (res.mean_latency, -res.n_correct, abs(math.log(dec.kappa / T)))
+        if res.n_correct >= accuracy_needed(dec, tolerance) and (best is None or key < best_key):
+            best, best_key = dec.kappa, key
+    return best, search
 
 
 def compare_policies(
-    cal: Decoded,
-    test: Decoded,
+    cal,
+    test,
     tolerance: float = 0.0,
     test_spikes=None,
     neurons=None,
     names=None,
+    *,
+    decoder: str | None = None,
+    kappa=None,
+    kappa_grid=None,
 ) -> PolicyComparison:
-    """Fit ``names`` (default: every registered policy) on ``cal``, report them on ``test``."""
-    if cal.decoder != test.decoder or cal.kappa != test.kappa:
-        raise DynconfError("calibration and test must use the same decoder and kappa")
+    """Fit ``names`` (default: every registered policy that can run on what is given) on
+    ``cal``, report them on ``test``. cal and test: Decoded, or decode functions (module doc)
+    with ``decoder`` (default paper) and ``kappa`` (a number, None for T_max, or "auto")."""
+    given = isinstance(cal, Decoded)
+    if given != isinstance(test, Decoded):
+        raise DynconfError("give calibration and test both decoded or both as decode functions")
+    if given:
+        if cal.decoder != test.decoder or cal.kappa != test.kappa:
+            raise DynconfError("calibration and test must use the same decoder and kappa")
+        if decoder is not None or kappa is not None:
+            raise DynconfError("decoder and kappa come from the decoded splits")
+        decoder, kappa = cal.decoder, cal.kappa
+    decoder = decoder or "paper"
+    get_decoder(decoder)
+    cal_fn, test_fn = _as_function(cal, "calibration"), _as_function(test, "test")
+    base = cal_fn(decoder, None if kappa == "auto" else kappa)
+    search = []
+    if kappa == "auto":
+        if not get_decoder(decoder).uses_kappa:
+            raise DynconfError(f"decoder '{decoder}' takes no kappa, so none can be chosen")
+        kappa, search = choose_kappa(cal_fn, decoder, tolerance, base.T, kappa_grid)
+        base = cal_fn(decoder, kappa)
+    kappa = base.kappa
+    explicit = names is not None
     names = list(POLICIES) if names is None else list(names)
-    results = []
+    results, skipped = [], {}
     for name in names:
-        policy = POLICIES[name].fit(cal, tolerance)
-        results.append((policy, policy.evaluate(cal), policy.evaluate(test, test_spikes, neurons)))
-    best = oracle(test, "stays_correct", "cap")
-    reference = next((r for p, _, r in results if p.name == "threshold"), None)
+        cls = get_policy(name)
+        need = cls.decoder or decoder
+        try:
+            c = cal_fn(need, kappa if get_decoder(need).uses_kappa else None)
+            t = test_fn(need, c.kappa)
+            if cls.needs_outputs and ("outputs" not in c.cache or "outputs" not in t.cache):
+                raise DynconfError(
+                    f"policy '{name}' needs the splits' full per-step outputs (per-class "
+                    "probabilities); top-k storage or a bare Decoded cannot serve it"
+                )
+        except DynconfError as exc:
+            if explicit:
+                raise
+            skipped[name] = str(exc)
+            continue
+        policy = cls.fit(c, tolerance)
+        results.append((policy, c, policy.evaluate(c), policy.evaluate(t, test_spikes, neurons)))
+    best = oracle(test_fn(decoder, kappa), "stays_correct", "cap")
+    reference = next((r for p, _, _, r in results if p.name == "threshold"), None)
     fits = []
-    for policy, on_cal, on_test in results:
+    for policy, c, on_cal, on_test in results:
         ratio = gap = None
         if reference is not None:
             ratio = on_test.mean_latency / reference.mean_latency
             room = reference.mean_latency - best.mean_latency
             gap = (reference.mean_latency - on_test.mean_latency) / room if room > 0 else None
-        fits.append(PolicyFit(policy.name, policy.params, on_cal, on_test, ratio, gap))
-    return PolicyComparison(float(tolerance), fits, best)
+        fits.append(
+            PolicyFit(
+                policy.name,
+                policy.params,
+                on_cal,
+                on_test,
+                ratio,
+                gap,
+                c.decoder,
+                c.kappa,
+                policy.describe(),
+            )
+        )
+    return PolicyComparison(float(tolerance), fits, best, decoder, kappa, search, skipped)

@@ -7,11 +7,17 @@ The CLI (`evaluate --policy`), the engine's early exit and the policy comparison
 """
 
 from dynconf.core.policies.base import ExitPolicy
+from dynconf.core.policies.conformal import Conformal
+from dynconf.core.policies.learned import Learned
 from dynconf.core.policies.patience import Patience
+from dynconf.core.policies.schedule import Schedule
 from dynconf.core.policies.threshold import Threshold
+from dynconf.core.policies.topk_gap import TopkGap
 from dynconf.errors import DynconfError
 
-POLICIES: dict[str, type[ExitPolicy]] = {p.name: p for p in (Threshold, Patience)}
+POLICIES: dict[str, type[ExitPolicy]] = {
+    p.name: p for p in (Threshold, Patience, Schedule, TopkGap, Conformal, Learned)
+}
 
 
 def get_policy(name: str) -> type[ExitPolicy]:
