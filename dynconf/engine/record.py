@@ -21,7 +21,6 @@ were counted as hidden) goes into the run's meta under ``recording``.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -31,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from dynconf.core.atomic import atomic_write, write_json_atomic
+from dynconf.core.atomic import atomic_write
 from dynconf.core.format import SPLIT_NAME, Run
 from dynconf.core.provenance import code_version, now_utc
 from dynconf.engine.frameworks import Frames, make_adapter, poisson_seed
 from dynconf.engine.frameworks.encoders import check_encoder
+from dynconf.engine.partial import claim
 from dynconf.errors import DataError
 
 EXACT_FLOAT32 = 2**24  # spike counts up to this are exact in float32
@@ -132,7 +132,11 @@ def record_run(
             "model": model_fingerprint(model),
         }
         work.mkdir(parents=True, exist_ok=True)
-        _claim_work_folder(work, settings)
+        claim(
+            work,
+            settings,
+            "recording with other settings (model weights, framework, encoder, T, seed or splits)",
+        )
         with torch.no_grad():
             for split_name, split_batches in plan.items():
                 bar.set_postfix_str(split_name)
@@ -315,24 +319,6 @@ def _total_batches(plan: Mapping) -> int | None:
         return sum(len(b) for b in plan.values())
     except TypeError:
         return None
-
-
-def _claim_work_folder(work: Path, settings: dict) -> None:
-    """Record what the partial results in ``work`` are, and refuse to mix in other ones."""
-    record = work / "settings.json"
-    if record.exists():
-        try:
-            previous = json.loads(record.read_text())
-        except ValueError:
-            previous = None
-        if previous != settings:
-            raise DataError(
-                f"{work} holds partial results of a recording with other settings (model "
-                "weights, framework, encoder, T, seed or splits); delete it or repeat that "
-                "recording exactly"
-            )
-    else:
-        write_json_atomic(record, settings, indent=None)
 
 
 def _check_resumed(part: Path, digest: str, split: str, index: int, work: Path) -> None:

@@ -14,7 +14,6 @@ removed. A progress file (``progress_file``) lets another process (the dashboard
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -35,6 +34,7 @@ from dynconf.engine.checkpoint import (
 )
 from dynconf.engine.config import SimulateConfig
 from dynconf.engine.device import pick_device, set_threads
+from dynconf.engine.partial import claim
 from dynconf.errors import DataError
 
 
@@ -219,19 +219,7 @@ def _claim_work_folder(work: Path, config: SimulateConfig, plan: dict) -> None:
         "batch_size": config.batch_size,
         "plan": {name: positions.tolist() for name, positions in plan.items()},
     }
-    record = work / "settings.json"
-    if record.exists():
-        try:
-            previous = json.loads(record.read_text())
-        except ValueError:
-            previous = None
-        if previous != settings:
-            raise DataError(
-                f"{work} holds partial results of a simulation with other settings; "
-                "delete it or rerun that simulation's exact command"
-            )
-    else:
-        write_json_atomic(record, settings, indent=None)
+    claim(work, settings, "simulation with other settings (checkpoint, T, plan or batch size)")
 
 
 def _powers_of_two(T: int) -> list[int]:

@@ -34,6 +34,7 @@ from dynconf.report.traces import (
     current_point,
     front_points,
     front_trace,
+    oracle_trace,
     star,
 )
 
@@ -85,17 +86,7 @@ def accuracy_latency(
         fig.add_trace(capped_trace(capped, f"policy, capped (C = {current.threshold:.4g})"))
         frames.append(_curve_frame("policy_capped", capped))
     if oracle is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=np.asarray(oracle.latency),
-                y=percent(oracle.accuracy),
-                customdata=time_steps(len(oracle.latency)),
-                name="oracle (upper bound)",
-                mode="lines",
-                line={"color": COLORS["oracle"], "width": 2},
-                hovertemplate=f"cap %{{customdata}}<br>{PLANE_HOVER}<extra>oracle</extra>",
-            )
-        )
+        fig.add_trace(oracle_trace(oracle, "oracle (upper bound)"))
         frames.append(_curve_frame("oracle", oracle))
     fig.add_trace(current_point(current, "current threshold"))
     frames.append(_current_frame(current))
@@ -198,17 +189,7 @@ def policy_points(
     fig = FigureBuilder(baseline_trace(base))
     frames = [frame("baseline", mean_latency=time_steps(len(base)), accuracy=base)]
     if oracle is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=np.asarray(oracle.latency),
-                y=percent(oracle.accuracy),
-                customdata=time_steps(len(oracle.latency)),
-                name="oracle, stays correct",
-                mode="lines",
-                line={"color": COLORS["oracle"], "width": 2},
-                hovertemplate=f"cap %{{customdata}}<br>{PLANE_HOVER}<extra>oracle</extra>",
-            )
-        )
+        fig.add_trace(oracle_trace(oracle, "oracle, stays correct"))
         frames.append(_curve_frame("oracle", oracle))
     symbols = ("star", "diamond", "square", "triangle-up", "circle", "x", "cross", "pentagon")
     for i, (label, result) in enumerate(points):

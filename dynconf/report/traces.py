@@ -96,6 +96,19 @@ def capped_trace(curve: Any, name: str) -> go.Scatter:
     )
 
 
+def oracle_trace(curve: Any, name: str) -> go.Scatter:
+    """An oracle's upper-bound curve over caps 1..T (a Curve), solid red."""
+    return go.Scatter(
+        x=np.asarray(curve.latency),
+        y=percent(curve.accuracy),
+        customdata=time_steps(len(curve.latency)),
+        name=name,
+        mode="lines",
+        line={"color": COLORS["oracle"], "width": 2},
+        hovertemplate=f"cap %{{customdata}}<br>{PLANE_HOVER}<extra>oracle</extra>",
+    )
+
+
 def star(
     x: float,
     y_percent: float,

@@ -19,6 +19,7 @@ from dynconf import jobs
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import default_work_root, load_run
+from tests.app.helpers import app
 from ui.text import ZWSP, md_escape
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,18 +34,6 @@ def env(dashboard_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
     monkeypatch.delenv("DYNCONF_DATA", raising=False)
     return dashboard_runs
-
-
-def app(page: str | None = None, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    if page:
-        at.switch_page(f"app_pages/{page}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def metric(at: AppTest, label: str) -> str:

@@ -27,6 +27,7 @@ from streamlit.testing.v1 import AppTest
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import default_work_root, load_run
+from tests.app.helpers import app
 from tests.helpers import synthetic_split
 from ui.text import ZWSP, md_escape
 
@@ -65,18 +66,6 @@ def runs_root(dashboard_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
     monkeypatch.delenv("DYNCONF_DATA", raising=False)
     return root
-
-
-def app(page: str | None = None, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    if page:
-        at.switch_page(f"app_pages/{page}.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def markdown_texts(at: AppTest) -> list[str]:
