@@ -64,15 +64,31 @@ comparison = caches.get_policy_comparison(
     tol / 100.0,
     auto_kappa=auto and DECODERS[ctx.decoder].uses_kappa,
 )
+fronts = caches.get_policy_fronts(
+    ctx.listing.path,
+    cal,
+    ctx.split,
+    ctx.decoder,
+    ctx.kappa,
+    tol / 100.0,
+    auto_kappa=auto and DECODERS[ctx.decoder].uses_kappa,
+)
 analysis = caches.get_analysis(ctx.listing.path, ctx.split, ctx.decoder, ctx.kappa)
 charts.show_chart(
-    figures.policy_points(
+    figures.policy_fronts(
         analysis.baseline,
-        [(fit.name, fit.test) for fit in comparison.fits],
+        fronts,
         oracle=analysis.oracle_curve("stays_correct", "cap"),
-        title=f"Exit policies chosen on {cal}, on {ctx.split}",
+        title=f"Exit policy fronts on {ctx.split}, chosen on {cal}",
     ),
-    key="policies-plane",
+    key="policies-fronts",
+)
+st.caption(
+    "Each line is one policy's Pareto front: its operating points (the candidates it sweeps "
+    f"on {md_escape(cal)}, at most 200 spread over them) measured on {md_escape(ctx.split)}, "
+    "keeping those no other point beats on both axes. The marker in its colour is the point "
+    f"chosen on {md_escape(cal)}; where it sits below its own line, choosing on calibration "
+    "cost accuracy or steps on this split."
 )
 rows = []
 for fit in comparison.fits:
@@ -124,4 +140,29 @@ st.caption(
     f"{md_escape(ctx.decoder)} {md_escape(ctx.kappa_label)}; change it in the sidebar."
     f"{chosen} Every policy here is causal and also runs inside a real simulation "
     "(`dynconf.engine.snn.simulate_early_exit`). Definitions: docs/POLICIES.md."
+)
+
+st.subheader("One policy's exits, sample by sample")
+by_name = {fit.name: fit for fit in comparison.fits}
+name = st.selectbox("Policy", list(by_name), key="pol_exits_policy")
+fit = by_name[name]
+res = fit.test
+m1, m2, m3 = st.columns(3)
+m1.metric(f"Accuracy on {ctx.split}", pct(res.accuracy))
+m2.metric(f"Mean latency on {ctx.split}", f"{res.mean_latency:.2f}")
+m3.metric("Exit before T_max", pct(float((res.exit_steps < ctx.run.T_max).mean()), 1))
+where = f"{name} ({fit.description})" if fit.description else name
+charts.show_chart(
+    figures.exit_histogram(res, ctx.run.T_max, title=f"Exit steps of {where} on {ctx.split}"),
+    key="policies-exit-histogram",
+)
+charts.show_chart(
+    figures.exit_scatter(
+        res,
+        analysis.data.labels,
+        analysis.data.ids,
+        ctx.run.classes,
+        title=f"Exit step of every {ctx.split} sample under {name}",
+    ),
+    key="policies-exit-scatter",
 )

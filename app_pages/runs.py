@@ -68,8 +68,20 @@ with st.form("import_form", clear_on_submit=False):
     dataset = c1.text_input("Dataset (optional)", key="imp_dataset")
     model = c2.text_input("Model (optional)", key="imp_model")
     classes = c3.text_input("Class names, comma-separated (optional)", key="imp_classes")
-    cumulative = st.checkbox(
-        "The file holds accumulated outputs S_t (not per step)", key="imp_cumulative"
+    c1, c2 = st.columns(2)
+    layout = c1.selectbox(
+        "Layout of the outputs",
+        list(uploads.LAYOUT_CHOICES),
+        key="imp_layout",
+        help="SEENN and other batch-first code save [N, T, K]; the run format is [T, N, K]. "
+        "With the first choice a file whose T equals N is refused until you say which.",
+    )
+    steps = c2.selectbox(
+        "The outputs are",
+        list(uploads.STEP_CHOICES),
+        key="imp_steps",
+        help="Running sums S_t read as per-step outputs give wrong numbers: 'detect' refuses "
+        "outputs whose norm grows steadily with t until you say what they are.",
     )
     submitted = st.form_submit_button("Import", icon=":material/upload:")
 if submitted:
@@ -83,7 +95,8 @@ if submitted:
                 up.getvalue(),
                 split=split.strip() or "test",
                 labels=(up_labels.name, up_labels.getvalue()) if up_labels else None,
-                cumulative=cumulative,
+                layout=uploads.LAYOUT_CHOICES[layout],
+                cumulative=uploads.STEP_CHOICES[steps],
                 dataset=dataset.strip(),
                 model=model.strip(),
                 classes=[c.strip() for c in classes.split(",") if c.strip()] or None,

@@ -31,7 +31,7 @@ from dynconf import inputs
 from dynconf.core import decoders, metrics
 from dynconf.core.decoders import check_kappa
 from dynconf.core.format import MAX_META_BYTES, META_FILE
-from dynconf.core.policies.comparison import compare_policies, split_decoder
+from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
 from dynconf.core.store import default_runs_root, default_work_root, load_run, run_stamp
 from dynconf.errors import DynconfError
 from ui.memcache import MemoryCache, nbytes_of
@@ -308,6 +308,31 @@ def get_policy_comparison(
         ),
         group=(path, run_stamp_),
         measure=measure,
+    )
+
+
+def get_policy_fronts(
+    path, cal: str, split: str, decoder: str, kappa, tolerance: float, auto_kappa: bool = False
+):
+    """Each policy of get_policy_comparison swept over its calibration candidates on
+    ``split``, with its Pareto front (dynconf.core.policies.comparison.policy_fronts; cached).
+    """
+    path = str(path)
+    run_stamp_, cal_a, test_a, key, _ = _pair(path, cal, split, decoder, kappa)
+    comparison = get_policy_comparison(path, cal, split, decoder, kappa, tolerance, auto_kappa)
+    # The fronts refer to the comparison's fits (their own cache entry): count only the rest.
+    skip = (comparison, cal_a, test_a, cal_a.run)
+
+    def build():
+        # Decode functions again (at the decoders and kappa each fit read): they are cheap next
+        # to evaluating every candidate, and the comparison keeps none of its decodings.
+        return policy_fronts(comparison, split_decoder(cal_a.data), split_decoder(test_a.data))
+
+    return CACHE.get(
+        ("policy_fronts", *key, float(tolerance), bool(auto_kappa)),
+        _with_spinner("Sweeping every exit policy's candidates on the evaluation split...", build),
+        group=(path, run_stamp_),
+        measure=lambda value: nbytes_of(value, skip=skip),
     )
 
 

@@ -11,7 +11,10 @@ the same ``dynconf.core.importing.import_outputs``), after what only a browser u
   letters, digits, '_' or '-'), and never a shipped run's name;
 - messages that name the user's own file, never the server's temporary copy: the upload is
   stored under its own name in a fresh hidden folder (so the run's notes say "imported from
-  <the user's file name>"), and any server path left in a message is replaced.
+  <the user's file name>"), and any server path left in a message is replaced;
+- the library's import traps (batch-first outputs, outputs that look accumulated) refused as
+  on the command line, with the form's choices (LAYOUT_CHOICES, STEP_CHOICES) named where
+  the library names a CLI flag (FORM_WORDS).
 """
 
 from __future__ import annotations
@@ -30,6 +33,35 @@ from dynconf.errors import DynconfError
 from ui.caches import run_listing
 
 UPLOAD_TYPES = ("npz", "npy")
+# The form's choices -> import_outputs(layout=..., cumulative=...); the first is the default.
+LAYOUT_CHOICES = {
+    "time first [T, N, K], refuse if unclear": None,
+    "time first [T, N, K]": "TNK",
+    "batch first [N, T, K]": "NTK",
+}
+STEP_CHOICES = {
+    "detect (refuse outputs that look accumulated)": None,
+    "per step (z_t)": False,
+    "accumulated (running sums S_t)": True,
+}
+# What the library's messages ask of a CLI user, said in the form's words (longest first).
+FORM_WORDS = {
+    "pass --layout TNK or --layout NTK": "choose the layout 'time first [T, N, K]' or "
+    "'batch first [N, T, K]'",
+    "pass --layout NTK": "choose the layout 'batch first [N, T, K]'",
+    "pass --layout TNK": "choose the layout 'time first [T, N, K]'",
+    "--layout NTK for batch first": "or choose the layout 'batch first [N, T, K]'",
+    "pass --cumulative if they are sums, or --per-step if they are per-step outputs": (
+        "choose 'accumulated (running sums S_t)' if they are sums, or 'per step (z_t)' if "
+        "they are per-step outputs"
+    ),
+    "pass --overwrite to replace it, or choose another --split": "choose another split name",
+    "name the right one with --outputs-key": "save the outputs under the name 'outputs'",
+    "name the right one with --labels-key (or pass --labels)": "save the labels under the "
+    "name 'labels' (or upload a labels .npy)",
+    "name yours with --outputs-key and --labels-key": "save yours as 'outputs' and 'labels'",
+    "pass the labels file with --labels": "upload a labels .npy too",
+}
 APP_ROOT = Path(__file__).resolve().parents[1]  # checkpoints/ is beside app.py
 UPLOADS_FOLDER = ".uploads"  # hidden under the work root: run listings skip it
 MAX_FILE_NAME_BYTES = 200  # a file name the server can store (255 on most filesystems)
@@ -96,10 +128,13 @@ def _stored_name(filename: str, fallback: str) -> str:
 
 
 def _user_message(exc: BaseException, paths: dict[str, str]) -> str:
-    """``exc``'s message with every server path replaced by what the user knows it as."""
+    """``exc``'s message with every server path replaced by what the user knows it as, and
+    every CLI flag it names replaced by the form's choice (FORM_WORDS)."""
     text = str(exc)
     for server, user in sorted(paths.items(), key=lambda kv: -len(kv[0])):
         text = text.replace(server, user)
+    for flag, words in sorted(FORM_WORDS.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(flag, words)
     return text
 
 
@@ -110,7 +145,8 @@ def import_upload(
     *,
     split: str = "test",
     labels: tuple[str, bytes] | None = None,
-    cumulative: bool = False,
+    layout: str | None = None,
+    cumulative: bool | None = None,
     dataset: str | None = None,
     model: str | None = None,
     classes: list[str] | None = None,
@@ -120,8 +156,10 @@ def import_upload(
     The bytes go to a fresh hidden folder under the work root, under the upload's own name,
     then through ``import_outputs`` (shape, dtype, pickle, finiteness and inflated-size
     checks); the run appears atomically as ``work_runs/NAME`` or gains the split if it
-    exists already. Every refusal is a DynconfError whose message names the user's files
-    and run, not server paths; nothing is left behind.
+    exists already. layout and cumulative are import_outputs's (None: time first unless
+    ambiguous or batch-first-looking; detect accumulated outputs). Every refusal is a
+    DynconfError whose message names the user's files and run, not server paths, and the
+    form's choices, not CLI flags; nothing is left behind.
     """
     check_new_name(name)
     for fname, blob in ((filename, data), *([labels] if labels else [])):
@@ -145,6 +183,7 @@ def import_upload(
             src,
             work / name,
             split=split,
+            layout=layout,
             cumulative=cumulative,
             labels_path=lab,
             dataset=dataset or None,

@@ -133,7 +133,10 @@ def cmd_import(args) -> tuple[dict, str]:
         args.out,
         split=args.split,
         cumulative=args.cumulative,
+        layout=args.layout,
         labels_path=args.labels,
+        outputs_key=args.outputs_key,
+        labels_key=args.labels_key,
         dataset=args.dataset,
         model=args.model,
         classes=classes,
@@ -377,11 +380,38 @@ def cmd_select(args) -> tuple[dict, str]:
 def add_metric_commands(sub) -> None:
     """Add the metric commands to the CLI; ``sub(name, help)`` makes one subparser."""
     p = sub("import", "import an outputs file (.npz/.npy/.pt) as a split of a run")
-    p.add_argument("outputs", help=".npz with outputs [T,N,K], labels [N] (spikes, ids optional)")
+    p.add_argument(
+        "outputs",
+        help=".npz or dict .pt with outputs [T,N,K], labels [N] (spikes, ids optional), or a "
+        "bare .npy / tensor .pt of outputs with --labels",
+    )
     p.add_argument("--out", required=True, help="run directory (created, or a split is added)")
     p.add_argument("--split", default="test")
-    p.add_argument("--cumulative", action="store_true", help="outputs are accumulated S_t")
-    p.add_argument("--labels", default=None, help="labels .npy (for a bare .npy outputs file)")
+    p.add_argument(
+        "--layout",
+        choices=("TNK", "NTK"),
+        default=None,
+        help="outputs axes: TNK time first (the default) or NTK batch first (transposed); "
+        "a shape with T = N is refused unless given",
+    )
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--cumulative",
+        action="store_const",
+        const=True,
+        default=None,
+        help="outputs are accumulated S_t (differenced on import)",
+    )
+    what.add_argument(
+        "--per-step",
+        dest="cumulative",
+        action="store_const",
+        const=False,
+        help="outputs are per-step (skip the check that refuses outputs that look accumulated)",
+    )
+    p.add_argument("--labels", default=None, help="labels .npy or .pt (for bare outputs)")
+    p.add_argument("--outputs-key", default="outputs", help="name of the outputs array")
+    p.add_argument("--labels-key", default="labels", help="name of the labels array")
     p.add_argument("--dataset", default=None)
     p.add_argument("--model", default=None)
     p.add_argument("--classes", default=None, help="comma-separated class names")

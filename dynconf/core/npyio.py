@@ -205,22 +205,16 @@ def _check_zip_size(path: Path, max_bytes: int) -> None:
         )
 
 
-def read_outputs_file(
-    path: Path | str,
-    labels_path: Path | str | None = None,
-    read_pt: Callable[[Path], dict[str, np.ndarray]] | None = None,
-    max_bytes: int | None = None,
-) -> dict:
-    """Read an outputs file to import: .npz (outputs, labels, optional spikes, ids), .npy
-    (outputs only; labels from labels_path) or, with a ``read_pt`` reader, .pt (a dict of
-    tensors). Returns a dict of numpy arrays; shapes are checked by the caller.
+ROLES = ("outputs", "labels", "spikes", "ids")  # the arrays an outputs file may hold
 
-    max_bytes bounds the inflated size of a compressed file's arrays (the app passes its
-    upload limit; default import_limit()); a larger archive is refused before anything is
-    inflated.
-    """
-    path = Path(path)
-    max_bytes = import_limit(max_bytes)
+
+def _read_any(
+    path: Path,
+    read_pt: Callable[[Path], dict[str, np.ndarray] | np.ndarray] | None,
+    max_bytes: int,
+) -> dict[str, np.ndarray] | np.ndarray:
+    """A file's arrays: a dict for an .npz or a dict .pt, one array for an .npy or a bare
+    tensor .pt."""
     if not path.exists():
         raise RunFormatError(f"{path}: file does not exist")
     with open_regular(path, "outputs file") as f:
@@ -232,24 +226,76 @@ def read_outputs_file(
                 f"{path}: .pt files need torch; import them with `python -m dynconf import`"
             )
         _check_zip_size(path, max_bytes)
-        arrays = read_pt(path)
-    elif head.startswith(b"PK"):
-        arrays = _read_npz(path, max_bytes)
-    elif head.startswith(b"\x93NUMPY"):
-        arrays = {"outputs": read_npy(path)}
-    elif suffix == ".npz":
+        return read_pt(path)
+    if head.startswith(b"PK"):
+        return _read_npz(path, max_bytes)
+    if head.startswith(b"\x93NUMPY"):
+        return read_npy(path)
+    if suffix == ".npz":
         raise RunFormatError(f"{path}: not an .npz archive (no zip signature)")
+    raise RunFormatError(f"{path}: not an .npz archive or .npy array (unknown content)")
+
+
+def _take(found: dict[str, np.ndarray], key: str, path: Path, flag: str) -> np.ndarray:
+    if key not in found:
+        have = ", ".join(f"'{k}'" for k in found) or "none"
+        raise RunFormatError(
+            f"{path}: no '{key}' array (found: {have}); name the right one with {flag}"
+        )
+    return found.pop(key)
+
+
+def read_outputs_file(
+    path: Path | str,
+    labels_path: Path | str | None = None,
+    read_pt: Callable[[Path], dict[str, np.ndarray] | np.ndarray] | None = None,
+    max_bytes: int | None = None,
+    outputs_key: str = "outputs",
+    labels_key: str = "labels",
+) -> dict:
+    """Read an outputs file to import: .npz (outputs, labels, optional spikes, ids), .npy
+    (outputs only; labels from labels_path) or, with a ``read_pt`` reader, .pt (a dict of
+    tensors, or one bare tensor of outputs with labels_path). Returns a dict of numpy arrays
+    under the names outputs, labels, spikes, ids; shapes are checked by the caller.
+
+    outputs_key, labels_key: what the file calls its outputs and labels (e.g. "logits",
+    "targets"). The labels file may be an .npy, a bare tensor .pt, or an .npz / dict .pt
+    holding labels_key. max_bytes bounds the inflated size of a compressed file's arrays (the
+    app passes its upload limit; default import_limit()); a larger archive is refused before
+    anything is inflated.
+    """
+    path = Path(path)
+    max_bytes = import_limit(max_bytes)
+    content = _read_any(path, read_pt, max_bytes)
+    if isinstance(content, np.ndarray):  # a bare array is the outputs, whatever its name
+        arrays = {"outputs": content}
     else:
-        raise RunFormatError(f"{path}: not an .npz archive or .npy array (unknown content)")
+        found = dict(content)
+        arrays = {"outputs": _take(found, outputs_key, path, "--outputs-key")}
+        if labels_key in found or labels_path is None:
+            if labels_path is not None:
+                raise RunFormatError(
+                    f"{path}: has a '{labels_key}' array and a labels file was given too"
+                )
+            arrays["labels"] = _take(found, labels_key, path, "--labels-key (or pass --labels)")
+        for role in ("spikes", "ids"):
+            if role in found:
+                arrays[role] = found.pop(role)
+        if found:
+            raise RunFormatError(
+                f"{path}: unexpected arrays {sorted(found)} (an outputs file holds outputs, "
+                "labels, optional spikes and ids; name yours with --outputs-key and "
+                "--labels-key)"
+            )
     if labels_path is not None:
-        if "labels" in arrays:
-            raise RunFormatError(f"{path}: has a 'labels' array and a labels file was given too")
-        arrays["labels"] = read_npy(labels_path, mmap=False)
-    if "outputs" not in arrays:
-        raise RunFormatError(f"{path}: no 'outputs' array (found: {', '.join(arrays) or 'none'})")
+        labels_path = Path(labels_path)
+        labels = _read_any(labels_path, read_pt, max_bytes)
+        if not isinstance(labels, np.ndarray):
+            labels = _take(dict(labels), labels_key, labels_path, "--labels-key")
+        arrays["labels"] = np.array(labels)  # in memory: the file may be replaced meanwhile
     if "labels" not in arrays:
-        raise RunFormatError(f"{path}: no 'labels' array (add one, or pass a labels file)")
-    unknown = set(arrays) - {"outputs", "labels", "spikes", "ids"}
-    if unknown:
-        raise RunFormatError(f"{path}: unexpected arrays {sorted(unknown)}")
+        raise RunFormatError(
+            f"{path}: no 'labels' array (the file holds only the outputs); pass the labels "
+            "file with --labels"
+        )
     return arrays

@@ -1,4 +1,5 @@
-"""Read a .pt outputs file (a dict of named tensors) for `import`, without unpickling code.
+"""Read a .pt outputs file (a dict of named tensors, or one bare tensor) for `import`, without
+unpickling code.
 
 torch.load with weights_only=True refuses anything but tensors and plain containers, so a
 hostile file cannot run code. This lives in the engine because the core never imports torch;
@@ -21,7 +22,9 @@ import numpy as np
 from dynconf.errors import RunFormatError
 
 
-def read_tensors(path: Path) -> dict[str, np.ndarray]:
+def read_tensors(path: Path) -> dict[str, np.ndarray] | np.ndarray:
+    """A dict of named tensors as a dict of arrays; a bare tensor (``torch.save(logits, f)``,
+    the outputs alone, or a labels file) as one array."""
     import torch
 
     with warnings.catch_warnings():
@@ -31,8 +34,12 @@ def read_tensors(path: Path) -> dict[str, np.ndarray]:
         except Exception as exc:  # torch raises many types for damaged or unsafe files
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise RunFormatError(f"{path}: cannot read as a safe torch file ({msg})") from None
+        if isinstance(obj, torch.Tensor):
+            return _to_numpy(torch, obj, str(path))
         if not isinstance(obj, dict):
-            raise RunFormatError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
+            raise RunFormatError(
+                f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}"
+            )
         arrays = {}
         for key, value in obj.items():
             if not isinstance(key, str) or not isinstance(value, torch.Tensor):

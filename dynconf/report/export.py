@@ -24,6 +24,7 @@ from typing import Any
 from dynconf.core import metrics
 from dynconf.core.atomic import write_bytes_atomic
 from dynconf.core.decoders import decode
+from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
 from dynconf.errors import DynconfError
 from dynconf.report import figures
 from dynconf.report.latex import decoder_text, run_table
@@ -95,7 +96,9 @@ def collect_charts(
     """Compute and draw the standard figure set of one run at one threshold.
 
     ``threshold`` None means: the one chosen on ``calibration`` (method.md section 4), or
-    0.9 when the run has no calibration split. Returns (charts, PolicyResult, context).
+    0.9 when the run has no calibration split. With ``calibration``, the set also holds the
+    threshold selection and every exit policy fitted there (``policy_fronts``: each one's
+    front on ``split`` and its chosen point). Returns (charts, PolicyResult, context).
     """
     if split not in run.split_names:
         raise DynconfError(
@@ -117,6 +120,7 @@ def collect_charts(
     sweep = metrics.sweep(dec)
     capped = metrics.capped_curve(dec, threshold)
     oracle = metrics.oracle_curve(dec, variant="first_correct", never_correct="cap")
+    stays = metrics.oracle_curve(dec, variant="stays_correct", never_correct="cap")
     where = f"{run.name}, {split}, {decoder_text(decoder, kappa, run.T_max)}"
     charts = [
         figures.accuracy_latency(
@@ -137,9 +141,7 @@ def collect_charts(
                 "oracle, first correct (never-correct stop at step 1)": metrics.oracle_curve(
                     dec, variant="first_correct", never_correct="step1"
                 ),
-                "oracle, stays correct": metrics.oracle_curve(
-                    dec, variant="stays_correct", never_correct="cap"
-                ),
+                "oracle, stays correct": stays,
             },
             policy=capped,
             current=res,
@@ -154,6 +156,10 @@ def collect_charts(
                 title=f"Threshold selection on {calibration} (tolerance {100 * tolerance:.2g} pp)",
             )
         )
+    if calibration is not None:
+        charts.append(
+            _policy_chart(run, calibration, split, decoder, kappa, tolerance, base, stays, where)
+        )
     by_t = figures.accuracy_by_T(run.meta, split)
     if by_t is not None:
         charts.append(by_t)
@@ -167,6 +173,31 @@ def collect_charts(
         "tolerance": tolerance,
     }
     return charts, res, context
+
+
+def _policy_chart(
+    run, calibration, split, decoder, kappa, tolerance, baseline, oracle, where
+) -> Chart:
+    """Every registered policy fitted on ``calibration`` (as the Policies page and
+    ``dynconf policies`` fit them), its front on ``split`` and its chosen point."""
+    cal_fn, test_fn = split_decoder(run.split(calibration)), split_decoder(run.split(split))
+    sp = run.split(split)
+    comparison = compare_policies(
+        cal_fn,
+        test_fn,
+        tolerance,
+        test_spikes=sp.spikes,
+        neurons=run.meta.get("neurons"),
+        decoder=decoder,
+        kappa=kappa,
+    )
+    fronts = policy_fronts(comparison, cal_fn, test_fn)
+    return figures.policy_fronts(
+        baseline,
+        fronts,
+        oracle=oracle,
+        title=f"Exit policy fronts ({where})",
+    )
 
 
 def pack_files(

@@ -10,7 +10,13 @@ shared traces in traces.py. No Streamlit here: the CLI uses this headless.
 
 from dynconf.report.exits import exit_histogram, exit_scatter
 from dynconf.report.overview import accuracy_by_T
-from dynconf.report.plane import accuracy_latency, compare, oracle_bound, policy_points
+from dynconf.report.plane import (
+    accuracy_latency,
+    compare,
+    oracle_bound,
+    policy_fronts,
+    policy_points,
+)
 from dynconf.report.samples import sample_confidence, sample_image, sample_probabilities
 from dynconf.report.style import Chart
 from dynconf.report.thresholds import pareto_selection, threshold_response
@@ -24,6 +30,7 @@ __all__ = [
     "exit_scatter",
     "oracle_bound",
     "pareto_selection",
+    "policy_fronts",
     "policy_points",
     "sample_confidence",
     "sample_image",

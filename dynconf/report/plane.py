@@ -1,4 +1,5 @@
-"""Charts on the accuracy-latency plane: the explorer plane, the oracle bound, the compare overlay.
+"""Charts on the accuracy-latency plane: the explorer plane, the oracle bound, the compare overlay,
+and the exit policies' chosen points and fronts.
 
 x is the mean latency in time steps, y the accuracy in percent; the fixed-T baseline is the
 reference in all three (a fixed T costs T steps), so a point above and left of it is a gain.
@@ -37,6 +38,11 @@ from dynconf.report.traces import (
     oracle_trace,
     star,
 )
+
+# One colour and marker shape per policy, in registry order: the series colours without the
+# baseline's black and the oracle's vermillion, which the policy charts draw as well.
+POLICY_COLORS = [c for c in SERIES if c not in (COLORS["baseline"], COLORS["oracle"])]
+POLICY_SYMBOLS = ("star", "diamond", "square", "triangle-up", "circle", "x", "cross", "pentagon")
 
 
 def _curve_frame(series: str, curve: Any) -> pd.DataFrame:
@@ -191,7 +197,7 @@ def policy_points(
     if oracle is not None:
         fig.add_trace(oracle_trace(oracle, "oracle, stays correct"))
         frames.append(_curve_frame("oracle", oracle))
-    symbols = ("star", "diamond", "square", "triangle-up", "circle", "x", "cross", "pentagon")
+    symbols = POLICY_SYMBOLS
     for i, (label, result) in enumerate(points):
         fig.add_trace(
             star(
@@ -199,10 +205,83 @@ def policy_points(
                 100.0 * result.accuracy,
                 label,
                 f"{PLANE_HOVER}<extra>{plotly_text(label)}</extra>",
-                color=SERIES[i % len(SERIES)],
+                color=POLICY_COLORS[i % len(POLICY_COLORS)],
                 symbol=symbols[i % len(symbols)],
             )
         )
         frames.append(frame(label, mean_latency=[result.mean_latency], accuracy=[result.accuracy]))
     standard_layout(fig, title, *PLANE_AXES, legend_below=True)
     return Chart("policy_points", title, fig.build(), pd.concat(frames, ignore_index=True))
+
+
+def policy_fronts(
+    baseline: Sequence[float],
+    fronts: Sequence[Any],
+    oracle: Any | None = None,
+    title: str = "Exit policies: fronts on the evaluation split",
+) -> Chart:
+    """Every policy's Pareto front over its calibration candidates on the evaluation split
+    (one line each) and the point chosen on calibration (a marker in the same colour),
+    against the fixed-T baseline and the oracle curve.
+
+    ``fronts``: ``dynconf.core.policies.comparison.PolicyFront`` (``name``, ``front()``, and
+    ``fit`` with its ``test`` PolicyResult and ``description``). The table holds each drawn
+    point: series, policy, kind ("front" or "chosen"), mean_latency, accuracy, params.
+    """
+    base = np.asarray(baseline, dtype=float)
+    fig = FigureBuilder(baseline_trace(base))
+    frames = [frame("baseline", mean_latency=time_steps(len(base)), accuracy=base)]
+    if oracle is not None:
+        fig.add_trace(oracle_trace(oracle, "oracle, stays correct"))
+        frames.append(_curve_frame("oracle", oracle))
+    for i, item in enumerate(fronts):
+        color, name = POLICY_COLORS[i % len(POLICY_COLORS)], str(item.name)
+        lat, acc, params = item.front()
+        fig.add_trace(
+            go.Scatter(
+                x=lat,
+                y=percent(acc),
+                text=[plotly_text(p) for p in params],
+                name=f"{name}: front",
+                legendgroup=name,
+                mode="lines+markers",
+                line={"color": color, "width": 2},
+                marker={"size": 4},
+                hovertemplate=f"%{{text}}<br>{PLANE_HOVER}<extra>{plotly_text(name)}</extra>",
+            )
+        )
+        chosen = item.fit.test
+        fig.add_trace(
+            star(
+                chosen.mean_latency,
+                100.0 * chosen.accuracy,
+                f"{name}: chosen on calibration",
+                f"{plotly_text(item.fit.description)}<br>{PLANE_HOVER}"
+                f"<extra>{plotly_text(name)} (chosen)</extra>",
+                color=color,
+                symbol=POLICY_SYMBOLS[i % len(POLICY_SYMBOLS)],
+            )
+        )
+        fig.traces[-1].legendgroup = name
+        frames.append(
+            frame(
+                f"{name} front",
+                policy=[name] * len(lat),
+                kind=["front"] * len(lat),
+                mean_latency=lat,
+                accuracy=acc,
+                params=list(params),
+            )
+        )
+        frames.append(
+            frame(
+                f"{name} chosen",
+                policy=[name],
+                kind=["chosen"],
+                mean_latency=[chosen.mean_latency],
+                accuracy=[chosen.accuracy],
+                params=[item.fit.description],
+            )
+        )
+    standard_layout(fig, title, *PLANE_AXES, legend_below=True)
+    return Chart("policy_fronts", title, fig.build(), pd.concat(frames, ignore_index=True))

@@ -14,6 +14,10 @@ full outputs, and lets ``kappa="auto"`` choose the decoder's kappa on calibratio
 is decoded at each kappa of a grid, the threshold rule fitted on each, and the kappa of the
 fastest that meets the target is kept (ties: more correct, then the kappa nearest T_max),
 after which every policy runs at that kappa.
+
+``policy_fronts`` then runs each fitted policy's calibration candidates (at most 200, spread
+over its sweep) on the evaluation split and marks their Pareto front: how far the point chosen
+on calibration stays from the best the policy could have done on that split.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dynconf.core.decoders import Decoded, check_kappa, decode, get_decoder
 from dynconf.core.oracle import OracleResult, oracle
+from dynconf.core.pareto import pareto_front
 from dynconf.core.policies.base import accuracy_needed, attach_outputs
 from dynconf.core.policies.registry import POLICIES, get_policy
 from dynconf.core.policies.threshold import Threshold
-from dynconf.core.results import PolicyResult
+from dynconf.core.results import PolicyResult, summarize
 from dynconf.errors import DynconfError
 
 DecodeFn = Callable[[str, "float | None"], Decoded]
@@ -213,3 +220,101 @@ def compare_policies(
             )
         )
     return PolicyComparison(float(tolerance), fits, best, decoder, kappa, search, skipped)
+
+
+MAX_FRONT_CANDIDATES = 200  # candidates evaluated per policy for its front (spread over all)
+
+
+@dataclass(eq=False)
+class PolicyFront:
+    """One policy's operating points (its calibration candidates) on the evaluation split.
+
+    ``mean_latency``/``accuracy``: every evaluated candidate, in the policy's candidate order;
+    ``on_front`` marks the Pareto-optimal ones (dynconf.core.pareto.pareto_front). The
+    fitted point (``fit.test``) is chosen on calibration, so it need not lie on this front:
+    the distance is what choosing on calibration costs on the evaluation split.
+    """
+
+    name: str
+    decoder: str
+    kappa: float | None
+    descriptions: list[str]  # each evaluated candidate's parameters in a few words
+    mean_latency: np.ndarray
+    accuracy: np.ndarray
+    on_front: np.ndarray
+    n_candidates: int  # before thinning to at most max_points
+    fit: PolicyFit  # the policy chosen on calibration (its test point is the chosen point)
+
+    def front(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(mean latency, accuracy, description) of the front's points, fast to slow; of
+        candidates at the very same point (pareto_front keeps them all) only the first."""
+        index = np.flatnonzero(self.on_front)
+        index = index[np.argsort(self.mean_latency[index], kind="stable")]
+        lat, acc = self.mean_latency[index], self.accuracy[index]
+        repeat = np.zeros(len(index), bool)
+        repeat[1:] = (lat[1:] == lat[:-1]) & (acc[1:] == acc[:-1])
+        index = index[~repeat]
+        return self.mean_latency[index], self.accuracy[index], [self.descriptions[i] for i in index]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "decoder": self.decoder,
+            "kappa": self.kappa,
+            "n_candidates": self.n_candidates,
+            "descriptions": self.descriptions,
+            "mean_latency": self.mean_latency.tolist(),
+            "accuracy": self.accuracy.tolist(),
+            "on_front": self.on_front.tolist(),
+            "chosen": {
+                "params": self.fit.params,
+                "accuracy": self.fit.test.accuracy,
+                "mean_latency": self.fit.test.mean_latency,
+            },
+        }
+
+
+def thin(items: list, max_points: int) -> list:
+    """At most ``max_points`` of ``items`` spread evenly over the list, first and last kept."""
+    if max_points < 1:
+        raise DynconfError(f"max_points must be >= 1, got {max_points}")
+    if len(items) <= max_points:
+        return list(items)
+    index = np.unique(np.linspace(0, len(items) - 1, num=max_points).round().astype(int))
+    return [items[i] for i in index]
+
+
+def policy_fronts(
+    comparison: PolicyComparison, cal, test, max_points: int = MAX_FRONT_CANDIDATES
+) -> list[PolicyFront]:
+    """Every fitted policy of ``comparison`` swept over its calibration candidates
+    (``cls.candidates``, thinned to ``max_points``) on the evaluation split, at the decoder and
+    kappa it was fitted at, with the Pareto front marked. ``cal`` and ``test``: what was
+    given to compare_policies (Decoded or decode functions)."""
+    if isinstance(cal, Decoded) != isinstance(test, Decoded):
+        raise DynconfError("give calibration and test both decoded or both as decode functions")
+    cal_fn, test_fn = _as_function(cal, "calibration"), _as_function(test, "test")
+    out = []
+    for fit in comparison.fits:
+        cls = get_policy(fit.name)
+        c, t = cal_fn(fit.decoder, fit.kappa), test_fn(fit.decoder, fit.kappa)
+        everyone = cls.candidates(c)
+        chosen = thin(everyone, max_points)
+        lat, acc = np.empty(len(chosen)), np.empty(len(chosen))
+        for i, policy in enumerate(chosen):
+            res = summarize(t, policy.exit_steps(t))
+            lat[i], acc[i] = res.mean_latency, res.accuracy
+        out.append(
+            PolicyFront(
+                fit.name,
+                fit.decoder,
+                fit.kappa,
+                [p.describe() for p in chosen],
+                lat,
+                acc,
+                pareto_front(lat, acc),
+                len(everyone),
+                fit,
+            )
+        )
+    return out

@@ -1,0 +1,108 @@
+"""The Policies page: every policy's front with its chosen point, and one policy's exits,
+drawn from the same numbers as the library (AppTest, no browser)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from dynconf.core.decoders import decode
+from dynconf.core.policies import POLICIES
+from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
+from dynconf.core.store import load_run
+from tests.app.helpers import app
+
+
+@pytest.fixture
+def env(dashboard_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
+    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("DYNCONF_DATA", raising=False)
+    return dashboard_runs
+
+
+def values(array) -> np.ndarray:
+    """A trace's x or y as the browser gets it: a list, or Plotly's base64 typed array."""
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array, dtype=float)
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def titled(at, words: str) -> dict:
+    found = [c for c in charts(at) if words in c["layout"]["title"]["text"]]
+    assert len(found) == 1, [c["layout"]["title"]["text"] for c in charts(at)]
+    return found[0]
+
+
+def traces(spec: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in spec["data"]}
+
+
+def metric(at, label: str) -> str:
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, [m.label for m in at.metric]
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def library(dashboard_runs):
+    """What the page must show, computed by the library directly."""
+    run = load_run(dashboard_runs / "synth")
+    cal, test = split_decoder(run.split("calibration")), split_decoder(run.split("test"))
+    comparison = compare_policies(cal, test, 0.0, decoder="paper", kappa=None)
+    return run, comparison, policy_fronts(comparison, cal, test)
+
+
+def test_page_draws_every_policys_front_and_chosen_point(env, library):
+    _, comparison, fronts = library
+    at = app("policies")
+    drawn = traces(titled(at, "Exit policy fronts on test, chosen on calibration"))
+    assert {"baseline (fixed T)", "oracle, stays correct"} <= set(drawn)
+    assert [f.name for f in fronts] == list(POLICIES)
+    for front in fronts:
+        lat, acc, params = front.front()
+        line = drawn[f"{front.name}: front"]
+        np.testing.assert_allclose(values(line["x"]), lat)
+        np.testing.assert_allclose(values(line["y"]), 100 * acc)
+        assert len(line["text"]) == len(params)
+        point = drawn[f"{front.name}: chosen on calibration"]
+        assert values(point["x"])[0] == pytest.approx(front.fit.test.mean_latency)
+        assert values(point["y"])[0] == pytest.approx(100 * front.fit.test.accuracy)
+    # The table and the chosen points are the same fits.
+    table = at.dataframe[0].value
+    for fit in comparison.fits:
+        row = table[table.policy == fit.name].iloc[0]
+        assert row["mean latency on test"] == round(fit.test.mean_latency, 3)
+
+
+@pytest.mark.parametrize("name", ["conformal", "patience"])
+def test_page_draws_the_chosen_policys_exits_sample_by_sample(env, library, name):
+    run, comparison, _ = library
+    fit = next(f for f in comparison.fits if f.name == name)
+    at = app("policies")
+    at.selectbox(key="pol_exits_policy").set_value(name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    res = fit.test
+    assert metric(at, "Accuracy on test") == f"{100 * res.accuracy:.2f} %"
+    assert metric(at, "Mean latency on test") == f"{res.mean_latency:.2f}"
+    hist = traces(titled(at, f"Exit steps of {name}"))
+    counts = np.bincount(res.exit_steps[res.correct], minlength=run.T_max + 1)[1:]
+    np.testing.assert_array_equal(values(hist["correct"]["y"]), counts)
+    wrong = np.bincount(res.exit_steps[~res.correct], minlength=run.T_max + 1)[1:]
+    np.testing.assert_array_equal(values(hist["wrong"]["y"]), wrong)
+    scatter = titled(at, f"sample under {name}")
+    n_points = sum(len(values(t["x"])) for t in scatter["data"])
+    assert n_points == len(res.exit_steps) == decode(run.split("test")).N
+    right = next(t for t in scatter["data"] if t["name"].startswith("correct"))
+    assert t_count(right) == res.n_correct
+
+
+def t_count(trace: dict) -> int:
+    return len(values(trace["x"]))
