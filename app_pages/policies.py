@@ -55,24 +55,10 @@ auto = c2.toggle(
     help="Decode the calibration split at kappa = T_max x 1/16 ... 4, fit the threshold rule "
     "on each and keep the fastest that meets the target; every policy then runs at it.",
 )
-comparison = caches.get_policy_comparison(
-    ctx.listing.path,
-    cal,
-    ctx.split,
-    ctx.decoder,
-    ctx.kappa,
-    tol / 100.0,
-    auto_kappa=auto and DECODERS[ctx.decoder].uses_kappa,
-)
-fronts = caches.get_policy_fronts(
-    ctx.listing.path,
-    cal,
-    ctx.split,
-    ctx.decoder,
-    ctx.kappa,
-    tol / 100.0,
-    auto_kappa=auto and DECODERS[ctx.decoder].uses_kappa,
-)
+view = (ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tol / 100.0)
+auto_kappa = auto and DECODERS[ctx.decoder].uses_kappa
+comparison = caches.get_policy_comparison(*view, auto_kappa=auto_kappa)
+fronts = caches.get_policy_fronts(*view, auto_kappa=auto_kappa)
 analysis = caches.get_analysis(ctx.listing.path, ctx.split, ctx.decoder, ctx.kappa)
 charts.show_chart(
     figures.policy_fronts(

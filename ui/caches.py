@@ -15,9 +15,7 @@ the bytes they hold (``DYNCONF_CACHE_MB``, default 512), least recently used fir
 
 from __future__ import annotations
 
-import json
 import os
-import stat
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,9 +28,14 @@ import streamlit as st
 from dynconf import inputs
 from dynconf.core import decoders, metrics
 from dynconf.core.decoders import check_kappa
-from dynconf.core.format import MAX_META_BYTES, META_FILE
 from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
-from dynconf.core.store import default_runs_root, default_work_root, load_run, run_stamp
+from dynconf.core.store import (
+    damaged_meta,
+    default_runs_root,
+    default_work_root,
+    load_run,
+    run_stamp,
+)
 from dynconf.errors import DynconfError
 from ui.memcache import MemoryCache, nbytes_of
 
@@ -90,29 +93,6 @@ class Listing:
     source: str  # "shipped" or "mine"
 
 
-def _damaged_meta(path: Path) -> dict:
-    """What a damaged run's meta.json says, if it is a small regular JSON file; else {}.
-
-    Opened without blocking and checked with fstat, so a FIFO or a device named meta.json
-    cannot freeze the listing (the library refuses those the same way).
-    """
-    try:
-        fd = os.open(path / META_FILE, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return {}
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
-            return {}
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            meta = json.loads(fh.read().decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-        return {}
-    finally:
-        os.close(fd)
-    return meta if isinstance(meta, dict) else {}
-
-
 def _short_error(exc: BaseException, root: Path) -> str:
     """The library's message with the runs root cut off ("broken/test.outputs.npy: ...")."""
     return str(exc).replace(f"{root}{os.sep}", "")
@@ -131,7 +111,7 @@ def _list_root(root: str, root_stamp: tuple, source: str) -> list[Listing]:
                     str(path),
                     False,
                     _short_error(exc, Path(root)),
-                    _damaged_meta(path),
+                    damaged_meta(path) or {},
                     source,
                 )
             )

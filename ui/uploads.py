@@ -86,9 +86,6 @@ def max_inflated_mb() -> float:
     return _mb_setting("DYNCONF_MAX_INFLATED_MB", 4 * max_upload_mb())
 
 
-MAX_UPLOAD_MB = max_upload_mb()  # as read at start-up, for the page's help text
-
-
 def check_new_name(name: str) -> str:
     """A valid new run name (check_run_name) that no shipped run uses; returns it.
 

@@ -136,6 +136,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_fsynced(path: Path, write: Callable[[IO[bytes]], Any], shown: Path) -> None:
+    """Create ``path`` (it must not exist), write and fsync it; on any failure remove it, and
+    turn an OSError into a DestinationError naming ``shown`` (the file the user asked for)."""
+    try:
+        with open(path, "xb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, DynconfError):
+            raise destination_error(shown, exc) from exc
+        raise
+
+
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
     """Create or replace ``path`` with what ``write(binary_file)`` writes, atomically.
 
@@ -144,11 +160,8 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
     """
     path = Path(path)
     tmp = temp_name(path)
+    _write_fsynced(tmp, write, path)
     try:
-        with open(tmp, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -177,17 +190,7 @@ def write_new_file(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
     rename is what makes them visible. An OSError becomes a DestinationError.
     """
     path = Path(path)
-    try:
-        with open(path, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, DynconfError):
-            raise destination_error(path, exc) from exc
-        raise
+    _write_fsynced(path, write, path)
     return path
 
 

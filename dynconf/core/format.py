@@ -53,6 +53,9 @@ MAX_META_BYTES = 64 << 20  # room for ImageNet-21k class lists, not for a hostil
 CHUNK_ELEMENTS = 1 << 24  # arrays are checked / converted in slices of this many elements
 
 # Files of one split: stored name suffix -> role. Only these names are ever written or removed.
+# What a user hands in for one split: the required arrays, then the optional ones.
+OPTIONAL_ROLES = ("spikes", "ids")
+INPUT_ROLES = ("outputs", "labels", *OPTIONAL_ROLES)
 ARRAY_SUFFIXES = ("labels", "outputs", "topk_values", "topk_indices", "lognorm", "spikes", "ids")
 
 TOPK_ROLES = ("topk_values", "topk_indices", "lognorm")
@@ -498,7 +501,7 @@ def prepare_split(
         raise RunFormatError(
             f"split name {split!r} is not allowed (letters, digits, '_' and '-', max 64)"
         )
-    unknown = set(arrays) - {"outputs", "labels", "spikes", "ids"}
+    unknown = set(arrays) - set(INPUT_ROLES)
     if unknown:
         raise RunFormatError(f"{label}: unexpected arrays {sorted(unknown)}")
     if arrays.get("outputs") is None:

@@ -16,7 +16,6 @@ from dynconf.core.policies.threshold import ThresholdCache, threshold_cache
 from dynconf.core.results import Curve, PolicyResult, baseline_curve
 from dynconf.core.selection import Selection, select_threshold
 
-PolicyCache = ThresholdCache  # the threshold rule's precomputation (older name)
 policy_cache = threshold_cache
 
 
@@ -52,7 +51,7 @@ __all__ = [
     "ORACLE_VARIANTS",
     "Curve",
     "OracleResult",
-    "PolicyCache",
+    "ThresholdCache",
     "PolicyResult",
     "Selection",
     "Sweep",

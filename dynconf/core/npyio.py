@@ -28,6 +28,7 @@ from typing import IO
 
 import numpy as np
 
+from dynconf.core.format import OPTIONAL_ROLES
 from dynconf.errors import RunFormatError
 
 # Largest inflated size of the arrays of one imported file (all members together): large
@@ -205,9 +206,6 @@ def _check_zip_size(path: Path, max_bytes: int) -> None:
         )
 
 
-ROLES = ("outputs", "labels", "spikes", "ids")  # the arrays an outputs file may hold
-
-
 def _read_any(
     path: Path,
     read_pt: Callable[[Path], dict[str, np.ndarray] | np.ndarray] | None,
@@ -278,7 +276,7 @@ def read_outputs_file(
                     f"{path}: has a '{labels_key}' array and a labels file was given too"
                 )
             arrays["labels"] = _take(found, labels_key, path, "--labels-key (or pass --labels)")
-        for role in ("spikes", "ids"):
+        for role in OPTIONAL_ROLES:
             if role in found:
                 arrays[role] = found.pop(role)
         if found:

@@ -177,13 +177,18 @@ def list_runs(root: Path | str | None = None, check_values: bool = True) -> list
             run = load_run(path, check_values=check_values)
             listings.append(RunListing(path.name, path, True, None, run.meta))
         except RunFormatError as exc:
-            try:
-                meta = _parse_meta_file(path / META_FILE)
-                meta = meta if isinstance(meta, dict) else None
-            except (RunFormatError, OSError):
-                meta = None
-            listings.append(RunListing(path.name, path, False, str(exc), meta))
+            listings.append(RunListing(path.name, path, False, str(exc), damaged_meta(path)))
     return listings
+
+
+def damaged_meta(run_dir: Path | str) -> dict | None:
+    """What a run's meta.json says without validating it (to describe a damaged run): the
+    object if it is a regular, small, parseable JSON file, else None. Never blocks."""
+    try:
+        meta = _parse_meta_file(Path(run_dir) / META_FILE)
+    except (RunFormatError, OSError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def write_npy(path: Path, arr: np.ndarray) -> None:

@@ -15,7 +15,6 @@ from dynconf.report.plane import (
     compare,
     oracle_bound,
     policy_fronts,
-    policy_points,
 )
 from dynconf.report.samples import sample_confidence, sample_image, sample_probabilities
 from dynconf.report.style import Chart
@@ -31,7 +30,6 @@ __all__ = [
     "oracle_bound",
     "pareto_selection",
     "policy_fronts",
-    "policy_points",
     "sample_confidence",
     "sample_image",
     "sample_probabilities",

@@ -183,37 +183,6 @@ def compare(entries: Sequence[Any], title: str = "Runs and decoders compared") -
     return Chart("compare", title, fig.build(), data)
 
 
-def policy_points(
-    baseline: Sequence[float],
-    points: Sequence[tuple[str, Any]],
-    oracle: Any | None = None,
-    title: str = "Exit policies chosen on calibration",
-) -> Chart:
-    """Each policy's result on the accuracy-latency plane, against the fixed-T baseline and
-    the oracle curve. ``points``: (label, PolicyResult) pairs, one marker each."""
-    base = np.asarray(baseline, dtype=float)
-    fig = FigureBuilder(baseline_trace(base))
-    frames = [frame("baseline", mean_latency=time_steps(len(base)), accuracy=base)]
-    if oracle is not None:
-        fig.add_trace(oracle_trace(oracle, "oracle, stays correct"))
-        frames.append(_curve_frame("oracle", oracle))
-    symbols = POLICY_SYMBOLS
-    for i, (label, result) in enumerate(points):
-        fig.add_trace(
-            star(
-                result.mean_latency,
-                100.0 * result.accuracy,
-                label,
-                f"{PLANE_HOVER}<extra>{plotly_text(label)}</extra>",
-                color=POLICY_COLORS[i % len(POLICY_COLORS)],
-                symbol=symbols[i % len(symbols)],
-            )
-        )
-        frames.append(frame(label, mean_latency=[result.mean_latency], accuracy=[result.accuracy]))
-    standard_layout(fig, title, *PLANE_AXES, legend_below=True)
-    return Chart("policy_points", title, fig.build(), pd.concat(frames, ignore_index=True))
-
-
 def policy_fronts(
     baseline: Sequence[float],
     fronts: Sequence[Any],

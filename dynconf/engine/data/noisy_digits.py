@@ -3,7 +3,7 @@ seconds on a CPU, so more time steps matter to the SNN than on the clean digits.
 
 Same images, labels, splits and ids as ``digits``; each image gets its own noise, drawn once
 from ``NOISE_SEED`` for all 1,797 images (independent of the split seed), so an id always
-names the same noisy picture and the dashboard can show it (``noisy_image``). Pixels are
+names the same noisy picture and the dashboard can show it (``noisy_images``). Pixels are
 uint8 on a 0..255 scale.
 """
 
@@ -29,10 +29,6 @@ def noisy_images() -> np.ndarray:
     clean = sk_load().images * (255.0 / 16.0)
     noise = np.random.default_rng(NOISE_SEED).normal(0.0, NOISE_STD, clean.shape)
     return np.clip(np.rint(clean + noise), 0, 255).astype(np.uint8)
-
-
-def noisy_image(sample_id: int) -> np.ndarray:
-    return noisy_images()[sample_id]
 
 
 def load(data_root=None, seed: int = 0, download: bool = False, splits=SPLITS) -> Dataset:
