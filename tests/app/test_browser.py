@@ -13,9 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -24,20 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.app.serve import CHROMIUM, launch_chromium, serve_app
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,49 +42,14 @@ def server(dashboard_runs, tmp_path_factory):
     (root / "synth").symlink_to(dashboard_runs / "synth")
     for run in sorted((ROOT / "cached_runs").glob("*/meta.json")):
         (root / run.parent.name).symlink_to(run.parent)
-    port = free_port()
-    env = dict(os.environ, DYNCONF_RUNS=str(root), DYNCONF_WORK=str(root.parent / "work"))
-    log = open(root.parent / "streamlit.log", "w")  # noqa: SIM115 - closed below
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(Path(log.name).read_text()) from None
-                time.sleep(0.1)
-        yield {
-            "url": url,
-            "started": started,
-            "ready": time.perf_counter(),
-            "runs": root,
-            "proc": proc,
-        }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    with serve_app(root, root.parent / "work", root.parent / "streamlit.log") as info:
+        yield {**info, "runs": root}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 def metric_value(page, label: str):
