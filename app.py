@@ -18,11 +18,13 @@ st.set_page_config(page_title="dynconf: Dynamic Confidence lab", page_icon="⚡"
 page = st.navigation(
     [
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/classroom.py", title="Classroom", icon=":material/school:"),
         st.Page("app_pages/explorer.py", title="Threshold explorer", icon=":material/tune:"),
         st.Page("app_pages/oracle.py", title="Oracle", icon=":material/visibility:"),
         st.Page("app_pages/selection.py", title="Threshold selection", icon=":material/rule:"),
         st.Page("app_pages/policies.py", title="Policies", icon=":material/alt_route:"),
         st.Page("app_pages/samples.py", title="Samples", icon=":material/image_search:"),
+        st.Page("app_pages/classes.py", title="Classes", icon=":material/category:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:"),
     ]

@@ -1,4 +1,10 @@
-"""Compare: runs and decoders on one accuracy-latency plane, latency at matched accuracy."""
+"""Compare: runs, decoders and kappas on one accuracy-latency plane, latency at matched
+accuracy.
+
+Every control is in the URL (?runs=, ?decoders=, ?kappas=, ?drops=) and comes back with the
+page. Entries are run x decoder x kappa (kappa only for decoders that take one); each label
+names its kappa, as the figure's legend and the table must tell two kappas apart.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -11,20 +17,58 @@ from dynconf.report import figures
 from ui import caches, charts, state
 from ui.text import md_error, md_escape
 
+DROPS = [0.0, 0.1, 0.25, 0.5, 1.0, 2.0]
+
+
+def parse_kappas(text: str) -> str:
+    """The kappas box: comma-separated numbers > 0 (empty: each run's T_max)."""
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        value = state.parse_number(0.0, float("inf"))(part)
+        if value <= 0:
+            raise ValueError(f"kappa {part} is not > 0")
+    return text
+
+
 ctx = state.context()
 st.title("Compare runs and decoders")
 ok = [item for item in caches.run_listing() if item.ok]
 names = [item.name for item in ok]
 by_name = {item.name: item for item in ok}
-c1, c2 = st.columns(2)
-chosen = c1.multiselect("Runs", names, default=[ctx.listing.name], key="cmp_runs")
-decoders = c2.multiselect("Decoders", list(DECODERS), default=[ctx.decoder], key="cmp_decoders")
-drops = st.multiselect(
-    "Matched accuracy: baseline at T_max minus (points)",
-    [0.0, 0.1, 0.25, 0.5, 1.0, 2.0],
-    default=[0.0, 0.5, 1.0],
-    key="cmp_drops",
+c1, c2, c3 = st.columns([2, 2, 1])
+chosen = state.url_widget(
+    c1.multiselect, "Runs", key="cmp_runs", param="runs", default=[ctx.listing.name],
+    options=names,
+)  # fmt: skip
+decoders = state.url_widget(
+    c2.multiselect, "Decoders", key="cmp_decoders", param="decoders", default=[ctx.decoder],
+    options=list(DECODERS),
+)  # fmt: skip
+kappa_text = state.url_widget(
+    c3.text_input,
+    "kappa values",
+    key="cmp_kappas",
+    param="kappas",
+    default="" if ctx.kappa is None else f"{ctx.kappa:g}",
+    from_url=parse_kappas,
+    placeholder="T_max",
+    help="Comma-separated, e.g. 8, 64; empty means each run's T_max. Used by the decoders "
+    "that take a kappa (softmax scale), ignored by the others.",
 )
+drops = state.url_widget(
+    st.multiselect,
+    "Matched accuracy: baseline at T_max minus (points)",
+    key="cmp_drops",
+    param="drops",
+    default=[0.0, 0.5, 1.0],
+    options=DROPS,
+    from_url=lambda text: [d for d in DROPS if any(f"{d:g}" == t.strip() for t in text.split(","))],
+    to_url=lambda values: ",".join(f"{d:g}" for d in values),
+)
+try:
+    kappas = [float(k) for k in parse_kappas(kappa_text).split(",") if k.strip()]
+except ValueError as exc:
+    st.error(f"kappa values {md_escape(kappa_text, limit=80)}: {md_escape(exc)}; using T_max.")
+    kappas = []
 if not chosen or not decoders:
     st.info("Pick at least one run and one decoder.")
     st.stop()
@@ -38,14 +82,14 @@ for name in chosen:
         continue
     split = ctx.split if ctx.split in run.split_names else default_split(run)
     for dec in decoders:
-        # The sidebar's kappa applies to the current run; other runs use their own T_max.
-        kappa = ctx.kappa if (name == ctx.listing.name and DECODERS[dec].uses_kappa) else None
-        try:
-            an = caches.get_analysis(by_name[name].path, split, dec, kappa)
-        except DynconfError as exc:  # e.g. a top-k run cannot feed every decoder
-            st.warning(f"{md_escape(name)} · {md_escape(dec)} left out: {md_error(exc)}")
-            continue
-        entries.append(CompareEntry(f"{name}/{split} · {dec}", an.baseline, an.sweep))
+        for kappa in (kappas or [None]) if DECODERS[dec].uses_kappa else [None]:
+            label = figures.compare_label(name, split, dec, kappa, run.T_max)
+            try:
+                an = caches.get_analysis(by_name[name].path, split, dec, kappa)
+            except DynconfError as exc:  # e.g. a top-k run cannot feed every decoder
+                st.warning(f"{md_escape(label)} left out: {md_error(exc)}")
+                continue
+            entries.append(CompareEntry(label, an.baseline, an.sweep))
 if not entries:
     st.stop()
 
@@ -56,5 +100,18 @@ st.caption(
     "that reaches its own full-length baseline accuracy minus the given points, next to the "
     "fixed T the baseline needs for the same accuracy."
 )
-table = compare_table(entries, [d / 100 for d in sorted(drops)])
-st.dataframe(pd.DataFrame(table), hide_index=True)
+rows = compare_table(entries, [d / 100 for d in sorted(drops)])
+# A static table: it wraps long labels and headers to the page's width, so no column is cut
+# off on the right (a data grid of 2 + 2 x drops columns scrolls sideways below ~900 px).
+table = pd.DataFrame(
+    [
+        {
+            k: ("not reached" if v is None else v if isinstance(v, str) else f"{v:.2f}")
+            if not k.startswith("fixed T") or v is None
+            else str(int(v))
+            for k, v in row.items()
+        }
+        for row in rows
+    ]
+)
+st.table(table, border="horizontal", hide_index=True)

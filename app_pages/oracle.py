@@ -27,15 +27,35 @@ st.caption(
     "The oracle knows the label; no real exit rule can beat it."
 )
 c1, c2 = st.columns(2)
-variant = c1.radio("Oracle", list(VARIANTS), format_func=VARIANTS.get, key="oracle_variant")
-never = c2.radio(
+# Every control is in the URL (?oracle=, ?never=, ?all=) and comes back with the page.
+variant = state.url_widget(
+    c1.radio,
+    "Oracle",
+    key="oracle_variant",
+    param="oracle",
+    default="first_correct",
+    options=list(VARIANTS),
+    format_func=VARIANTS.get,
+)
+never = state.url_widget(
+    c2.radio,
     "Samples never correct at any step",
-    list(CONVENTIONS),
-    format_func=CONVENTIONS.get,
     key="oracle_never",
+    param="never",
+    default="cap",
+    options=list(CONVENTIONS),
+    format_func=CONVENTIONS.get,
     help="They count as wrong either way; this only sets their latency.",
 )
-show_all = st.toggle("Also draw the other oracle variants", value=True, key="oracle_all")
+show_all = state.url_widget(
+    st.toggle,
+    "Also draw the other oracle variants",
+    key="oracle_all",
+    param="all",
+    default=True,
+    from_url=state.parse_flag,
+    to_url=state.flag_text,
+)
 
 chosen = f"oracle: {VARIANTS[variant].split(' (')[0]}, never-correct {never}"
 curves = {chosen: an.oracle_curve(variant, never)}
@@ -48,7 +68,8 @@ if show_all:
                 )
 
 orc = an.oracle(variant, never)
-m = st.columns(4)
+# Two metrics a row: four in a row are cut ("Policy at C = 0....") at 1024 px with the sidebar.
+m = [*st.columns(2), *st.columns(2)]
 m[0].metric(f"Oracle accuracy (cap {T})", pct(orc.accuracy))
 m[1].metric("Oracle mean latency", f"{orc.mean_latency:.2f} steps")
 m[2].metric(
@@ -83,7 +104,8 @@ for v in VARIANTS:
                 "policy latency gap (steps)": round(res.mean_latency - o.mean_latency, 3),
             }
         )
-st.dataframe(pd.DataFrame(rows), hide_index=True)
+# A static table: it wraps its headers to the page at 1024 px (a data grid scrolled sideways).
+st.table(pd.DataFrame(rows), border="horizontal", hide_index=True)
 st.caption(
     "The paper's headline: ResNet-50 on ImageNet, oracle 82.47 % at 4.71 mean steps. "
     "'first correct' stops at the first step whose answer is right; 'stays correct' (as in "

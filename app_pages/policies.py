@@ -39,18 +39,28 @@ if cal is None:
     )
     st.stop()
 c1, c2 = st.columns(2)
-tol = c1.number_input(
+# The page's controls are in the URL (?policy_tol=, ?auto_kappa=, ?policy=) and come back with it.
+tol = state.url_widget(
+    c1.number_input,
     "Tolerance (accuracy points below the baseline)",
+    key="pol_tol",
+    param="policy_tol",  # not "tol": that is Threshold selection's, and URLs outlive pages
+    default=0.0,
+    from_url=state.parse_number(0.0, 10.0),
+    to_url=lambda v: f"{v:g}",
     min_value=0.0,
     max_value=10.0,
-    value=0.0,
     step=0.1,
     format="%.2f",
-    key="pol_tol",
 )
-auto = c2.toggle(
+auto = state.url_widget(
+    c2.toggle,
     "Choose kappa on calibration too",
     key="pol_auto_kappa",
+    param="auto_kappa",
+    default=False,
+    from_url=state.parse_flag,
+    to_url=state.flag_text,
     disabled=not DECODERS[ctx.decoder].uses_kappa,
     help="Decode the calibration split at kappa = T_max x 1/16 ... 4, fit the threshold rule "
     "on each and keep the fastest that meets the target; every policy then runs at it.",
@@ -118,7 +128,21 @@ rows.append(
         "gap to the oracle closed": "",
     }
 )
-st.dataframe(pd.DataFrame(rows), hide_index=True)
+# Two tables that fit the page at 1024 px (one of 11 columns was cut off on the right):
+# the results (a data grid, widths in pixels), then how each rule was fitted.
+table = pd.DataFrame(rows)
+how = ["policy", "rule", "parameters", "decoder", "coverage", "mean set size"]
+results = [c for c in table.columns if c not in how[1:]]
+widths = {"policy": 150}
+st.dataframe(
+    table[results],
+    hide_index=True,
+    width="stretch",
+    column_config={c: st.column_config.Column(c, width=widths.get(c, 78)) for c in results},
+)
+st.caption("How each rule was fitted on the calibration split:")
+# A static table: the rules and parameters are sentences; it wraps them to the page.
+st.table(table[[c for c in how if c in table]].fillna(""), border="horizontal", hide_index=True)
 baseline = comparison.fits[0].test.baseline_accuracy
 chosen = f" Kappa chosen on calibration: {comparison.kappa:g}." if comparison.kappa_search else ""
 st.caption(
@@ -130,10 +154,17 @@ st.caption(
 
 st.subheader("One policy's exits, sample by sample")
 by_name = {fit.name: fit for fit in comparison.fits}
-name = st.selectbox("Policy", list(by_name), key="pol_exits_policy")
+name = state.url_widget(
+    st.selectbox,
+    "Policy",
+    key="pol_exits_policy",
+    param="policy",
+    default=next(iter(by_name)),
+    options=list(by_name),
+)
 fit = by_name[name]
 res = fit.test
-m1, m2, m3 = st.columns(3)
+m1, m2, m3 = st.columns(3)  # three short labels fit at 1024 px
 m1.metric(f"Accuracy on {ctx.split}", pct(res.accuracy))
 m2.metric(f"Mean latency on {ctx.split}", f"{res.mean_latency:.2f}")
 m3.metric("Exit before T_max", pct(float((res.exit_steps < ctx.run.T_max).mean()), 1))

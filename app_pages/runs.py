@@ -1,4 +1,10 @@
-"""Runs: every run with its health, import your own outputs, simulate a checkpoint."""
+"""Runs: every run with its health, import your own outputs, simulate a checkpoint, and
+rename or delete your own runs (work root only; shipped runs are never touched).
+
+After an import or a finished simulation a button opens the new run. The checkpoint to
+simulate is chosen outside the form, so its dataset (from its stored training config) is
+preselected as soon as it is picked or typed; a typed path is always the one used.
+"""
 
 from pathlib import Path
 
@@ -6,12 +12,26 @@ import pandas as pd
 import streamlit as st
 
 from dynconf import jobs
+from dynconf.core.format import check_run_name
 from dynconf.core.store import default_runs_root, default_work_root
 from dynconf.engine.data import dataset_names  # the dataset registry; imports no torch
 from dynconf.errors import DynconfError
 from dynconf.inputs import default_data_root
 from ui import caches, uploads
 from ui.text import md_error, md_escape
+
+OPEN_KEY = "_runs_open"  # a run to open: set by a button's callback, acted on below
+
+
+def open_run(name: str) -> None:
+    """Callback: make ``name`` the sidebar's run (before the sidebar draws) and go to it."""
+    st.session_state["run"] = name
+    st.session_state.pop("threshold", None)  # its own calibrated C, not the last run's
+    st.session_state[OPEN_KEY] = name
+
+
+if st.session_state.pop(OPEN_KEY, None):
+    st.switch_page("app_pages/explorer.py")
 
 st.title("Runs")
 listing = caches.run_listing()
@@ -103,11 +123,24 @@ if submitted:
             )
         except DynconfError as exc:
             st.error(f"Import refused: {md_error(exc)}")
+            st.session_state.pop("_runs_imported", None)
         else:
-            st.success(
-                f"Imported: run **{md_escape(run.name)}** now has splits "
-                f"{md_escape(', '.join(run.split_names))}. Pick it in the sidebar."
-            )
+            st.session_state["_runs_imported"] = (run.name, ", ".join(run.split_names))
+imported = st.session_state.get("_runs_imported")
+# (listed again: the run was made after the page's listing at the top)
+if imported and any(item.name == imported[0] and item.ok for item in caches.run_listing()):
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.success(
+        f"Imported: run **{md_escape(imported[0])}** now has splits {md_escape(imported[1])}."
+    )
+    c2.button(
+        f"Open {imported[0]}",
+        key="imp_open",
+        on_click=open_run,
+        args=(imported[0],),
+        icon=":material/open_in_new:",
+        type="primary",
+    )
 
 # ------------------------------------------------------------------ simulate
 st.header("Simulate a checkpoint")
@@ -117,19 +150,31 @@ if not candidates:
         "No checkpoint found (shipped runs' `model.pt`, or `checkpoints/*/model.pt` written "
         "by `python -m dynconf train`). You can still type a path."
     )
+OTHER = "other path..."
+# Outside the form, so a choice reruns the page and the dataset below follows it.
+c1, c2 = st.columns(2)
+pick = c1.selectbox("Checkpoint", [*candidates, OTHER], key="sim_pick")
+other = c2.text_input(
+    "Other checkpoint path",
+    key="sim_other",
+    help="A typed path is the checkpoint simulated, whatever the menu shows.",
+)
+ckpt = other.strip() or ("" if pick == OTHER else pick)
+trained_on, why = uploads.checkpoint_dataset(ckpt) if ckpt else (None, "no checkpoint chosen")
+datasets = list(dataset_names())
+if st.session_state.get("_sim_ckpt_seen") != ckpt:  # a new checkpoint: its dataset
+    st.session_state["_sim_ckpt_seen"] = ckpt
+    if trained_on in datasets:
+        st.session_state["sim_dataset"] = trained_on
+if ckpt and trained_on:
+    st.caption(f"Simulates **{md_escape(ckpt, limit=400)}**, trained on **{trained_on}**.")
+elif ckpt:
+    st.warning(f"{md_escape(why, limit=600)}.")
 with st.form("sim_form"):
-    options = [*candidates, "other path..."]
-    pick = st.selectbox("Checkpoint", options, key="sim_pick")
-    other = st.text_input("Other checkpoint path", key="sim_other")
-    c1, c2, c3, c4 = st.columns(4)
-    datasets = list(dataset_names())
-    guess = candidates.get(pick) if pick in candidates else None
-    dataset = c1.selectbox(
-        "Dataset",
-        datasets,
-        index=datasets.index(guess) if guess in datasets else 0,
-        key="sim_dataset",
-    )
+    # Two rows of two: four columns cut the split names at 1024 px.
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
+    dataset = c1.selectbox("Dataset", datasets, key="sim_dataset")
     T = c2.number_input("T (time steps)", min_value=1, max_value=1024, value=32, key="sim_T")
     splits = c3.multiselect(
         "Splits",
@@ -143,7 +188,6 @@ with st.form("sim_form"):
     run_name = st.text_input("New run name", key="sim_name", placeholder="digits_T32")
     launch = st.form_submit_button("Start simulation", icon=":material/play_arrow:")
 if launch:
-    ckpt = other.strip() if pick == "other path..." else pick
     args = [
         "--checkpoint",
         ckpt,
@@ -163,6 +207,8 @@ if launch:
         uploads.check_new_name(run_name.strip())  # length and characters, before any path
         if not ckpt or not Path(ckpt).is_file():
             raise DynconfError(f"checkpoint {ckpt!r} does not exist")
+        if trained_on and dataset != trained_on:  # refuse now, not after the job starts
+            raise DynconfError(f"the checkpoint was trained on {trained_on}, not {dataset}")
         if not splits:
             raise DynconfError("choose at least one split")
         jobs.start_job(run_name.strip(), args)
@@ -188,11 +234,8 @@ def jobs_panel() -> None:
             c1, c2 = st.columns([4, 1])
             c1.markdown(f"**{md_escape(job.name)}** · {md_escape(status)}")
             if status == "running":
-                eta = prog.get("eta_s")
                 c1.progress(
-                    done / total if total else 0.0,
-                    text=f"{done:,} / {total:,} images"
-                    + (f" · about {eta:.0f} s left" if eta else " · starting"),
+                    min(1.0, done / total) if total else 0.0, text=jobs.progress_words(prog)
                 )
                 c2.button(
                     "Cancel",
@@ -203,7 +246,15 @@ def jobs_panel() -> None:
                 )
             else:
                 if status == "done":
-                    c1.success("Complete: pick it in the sidebar.")
+                    c1.success(f"Done: {done:,} / {total:,} images simulated.")
+                    if any(i.name == job.name and i.ok for i in caches.run_listing()):
+                        c2.button(
+                            "Open",
+                            key=f"open-{job.name}",
+                            on_click=open_run,
+                            args=(job.name,),
+                            icon=":material/open_in_new:",
+                        )
                 elif status == "failed":
                     c1.error("Failed; the log's last lines:")
                     c1.code(job.log_tail() or "(empty log)")
@@ -221,3 +272,82 @@ st.subheader("Simulations")
 running = any(job.alive() for job in jobs.list_jobs())
 # Poll only while something runs, so an idle page does not rerun forever.
 st.fragment(jobs_panel, run_every=1.0 if running else None)()
+
+
+# ------------------------------------------------------------------ your runs
+st.header("Your runs")
+mine = [item for item in listing if item.source == "mine"]
+st.caption(
+    f"Runs in {md_escape(default_work_root())} only; shipped runs "
+    f"({md_escape(default_runs_root())}) cannot be renamed or deleted here."
+)
+RENAMED = "_runs_renamed"
+if st.session_state.get(RENAMED):
+    st.success(md_escape(st.session_state.pop(RENAMED), limit=400))
+if not mine:
+    st.caption("You have no runs yet: import or simulate one above.")
+else:
+
+    def do_rename(old: str) -> None:
+        ss = st.session_state
+        new = ss.get("own_new_name", "").strip()
+        try:
+            check_run_name(new)
+            jobs.rename_run(old, new)
+        except DynconfError as exc:
+            ss["_runs_manage_error"] = f"Not renamed: {exc}"
+            return
+        ss.pop("_runs_manage_error", None)
+        if ss.get("run") == old:
+            ss["run"] = new  # keep showing it, under its new name
+        ss["own_pick"] = new
+        ss["own_new_name"] = ""
+        ss[RENAMED] = f"Renamed {old} to {new}."
+
+    def do_delete(name: str) -> None:
+        ss = st.session_state
+        try:
+            jobs.delete_run(name)
+        except DynconfError as exc:
+            ss["_runs_manage_error"] = f"Not deleted: {exc}"
+        else:
+            ss.pop("_runs_manage_error", None)
+            if ss.get("run") == name:
+                ss.pop("run", None)
+                ss.pop("threshold", None)
+            ss.pop("own_pick", None)
+            ss[RENAMED] = f"Deleted {name}."
+        ss.pop("_runs_confirm", None)
+
+    names = [item.name for item in mine]
+    if st.session_state.get("own_pick") not in names:
+        st.session_state["own_pick"] = names[0]
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    own = c1.selectbox("Run", names, key="own_pick")
+    c2.text_input("New name", key="own_new_name", placeholder="letters, digits, - or _")
+    c3.button("Rename", key="own_rename", on_click=do_rename, args=(own,))
+    if st.session_state.get("_runs_manage_error"):
+        st.error(md_escape(st.session_state["_runs_manage_error"], limit=2000))
+    if st.session_state.get("_runs_confirm") == own:
+        st.warning(f"Delete **{md_escape(own)}** and all its files? This cannot be undone.")
+        d1, d2, _ = st.columns([1, 1, 3])
+        d1.button(
+            f"Yes, delete {own}",
+            key="own_delete_yes",
+            on_click=do_delete,
+            args=(own,),
+            type="primary",
+            icon=":material/delete:",
+        )
+        d2.button(
+            "Cancel",
+            key="own_delete_no",
+            on_click=lambda: st.session_state.pop("_runs_confirm", None),
+        )
+    else:
+        st.button(
+            f"Delete {own}...",
+            key="own_delete",
+            on_click=lambda name=own: st.session_state.__setitem__("_runs_confirm", name),
+            icon=":material/delete:",
+        )

@@ -26,15 +26,22 @@ if not others:
     st.stop()
 default = calibration_split(ctx.run, ctx.split) or others[0]
 c1, c2 = st.columns(2)
-cal = c1.selectbox("Calibration split", others, index=others.index(default), key="sel_cal")
-tol = c2.number_input(
+# Both controls are in the URL (?cal=, ?tol=) and come back with the page.
+cal = state.url_widget(
+    c1.selectbox, "Calibration split", key="sel_cal", param="cal", default=default, options=others
+)
+tol = state.url_widget(
+    c2.number_input,
     "Tolerance (accuracy points below the baseline)",
+    key="sel_tol",
+    param="tol",
+    default=0.0,
+    from_url=state.parse_number(0.0, 10.0),
+    to_url=lambda v: f"{v:g}",
     min_value=0.0,
     max_value=10.0,
-    value=0.0,
     step=0.1,
     format="%.2f",
-    key="sel_tol",
     help="0 means: no accuracy loss against running all T_max steps, on calibration data.",
 )
 if cal == "test" or ctx.split != "test":
@@ -46,12 +53,12 @@ if cal == "test" or ctx.split != "test":
 
 sel = caches.get_selection(ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tol / 100.0)
 lo, hi = sel.band
-m = st.columns(4)
+m = [*st.columns(2), *st.columns(2)]  # four in a row are cut at 1024 px
 m[0].metric("Chosen threshold C", f"{sel.threshold:.4g}")
 m[1].metric(
     f"On {md_escape(cal)}",
     pct(sel.calibration.accuracy),
-    delta=f"{sel.calibration.mean_latency:.2f} steps",
+    delta=f"{sel.calibration.mean_latency:.2f} steps mean latency",
     delta_color="off",
 )
 m[2].metric(
@@ -62,7 +69,8 @@ m[2].metric(
 m[3].metric(
     f"Mean latency on {md_escape(ctx.split)}",
     f"{sel.test.mean_latency:.2f} steps",
-    delta=f"-{pct(sel.test.latency_reduction, 1)}",
+    # Say what the delta is against: the fixed full length.
+    delta=f"{sel.test.mean_latency - ctx.run.T_max:+.2f} steps vs T = {ctx.run.T_max}",
     delta_color="inverse",
 )
 st.markdown(
@@ -99,4 +107,4 @@ front = pd.DataFrame(
     }
 )
 with st.expander("Calibration sweep (all thresholds)"):
-    st.dataframe(front, hide_index=True)
+    st.dataframe(front, hide_index=True, width="stretch")

@@ -12,6 +12,11 @@ started it and is cancelled as a group, workers included) plus three files in
 A job is judged by those files and /proc, so the jobs of an earlier server process are still
 listed. The run appears as ``WORK/NAME`` only when the simulation completes (simulate writes
 it atomically), which is how "done" is told from "failed".
+
+The user's own runs (directories of the work root, never the shipped runs root) can also be
+renamed and deleted here (:func:`rename_run`, :func:`delete_run`): both refuse a run a job
+is still writing, and both are atomic as seen by a run listing (one ``rename``; a deleted
+run is first renamed to a hidden folder, then removed).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,6 +115,18 @@ class Job:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def progress_words(prog: dict[str, Any]) -> str:
+    """A job's progress in words ("120 / 200 images · about 8 s left"); never "starting"
+    once images are done (the eta is 0 then, which read as "not started")."""
+    done, total, eta = prog.get("done", 0), prog.get("total") or 0, prog.get("eta_s")
+    text = f"{done:,} / {total:,} images"
+    if total and done >= total:
+        return text + " · done, writing the run"
+    if eta:
+        return text + f" · about {eta:.0f} s left"
+    return text + (" · starting" if not done else " · estimating the time left")
+
+
 def _save(job: Job) -> None:
     job.job_file.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(job.job_file, asdict(job))
@@ -185,3 +203,52 @@ def forget_job(job: Job) -> None:
     for path in (job.job_file, Path(job.progress_file)):
         path.unlink(missing_ok=True)
     _PROCS.pop(str(job.job_file), None)
+
+
+# --------------------------------------------------------------------------- own runs
+
+
+def own_run_dir(name: str, work_root: Path | str | None = None) -> Path:
+    """``WORK/NAME`` if it is one of the user's runs: a plain name, a real directory directly
+    in the work root (no symlink out of it) with a meta.json, and not in the shipped runs
+    root. Anything else is refused with a DynconfError."""
+    check_format_name(name)
+    work = Path(work_root if work_root is not None else default_work_root()).resolve()
+    shipped = default_runs_root().resolve()
+    if work == shipped or shipped in work.parents or work in shipped.parents:
+        raise DynconfError("the work root overlaps the shipped runs; runs there are not yours")
+    path = work / name
+    if path.is_symlink() or not path.is_dir() or path.resolve().parent != work:
+        raise DynconfError(f"{name!r} is not one of your runs in {work}")
+    if not (path / "meta.json").is_file():
+        raise DynconfError(f"{name!r} in {work} is not a run (no meta.json)")
+    if any(job.alive() and Path(job.out) == path for job in list_jobs(work)):
+        raise DynconfError(f"a simulation is still writing {name!r}; cancel it first")
+    return path
+
+
+def _forget_finished_jobs_of(path: Path, work: Path) -> None:
+    for job in list_jobs(work):
+        if Path(job.out) == path and not job.alive():
+            forget_job(job)
+
+
+def rename_run(name: str, new: str, work_root: Path | str | None = None) -> Path:
+    """Rename one of the user's runs (one atomic ``rename``); returns the new path."""
+    path = own_run_dir(name, work_root)
+    check_run_name(new)  # plain name, not a shipped run's
+    target = path.parent / new
+    if os.path.lexists(target):
+        raise DynconfError(f"a run named {new!r} already exists")
+    _forget_finished_jobs_of(path, path.parent)
+    os.rename(path, target)
+    return target
+
+
+def delete_run(name: str, work_root: Path | str | None = None) -> None:
+    """Delete one of the user's runs: hidden at once (atomic rename), then removed."""
+    path = own_run_dir(name, work_root)
+    _forget_finished_jobs_of(path, path.parent)
+    hidden = path.parent / f".deleting-{name}-{time.monotonic_ns()}"
+    os.rename(path, hidden)  # gone from every listing in one step
+    shutil.rmtree(hidden, ignore_errors=True)

@@ -11,7 +11,9 @@ imports them. One job per module:
 - ``state.py``    the shared sidebar (run, split, decoder, kappa, threshold), the
                   :class:`~ui.state.Context` pages read with ``context()``, URL sync;
 - ``charts.py``   drawing a chart with its download buttons, the figure pack, chart clicks;
-- ``uploads.py``  importing an uploaded outputs file, run names, checkpoints to simulate.
+- ``uploads.py``  importing an uploaded outputs file, run names, checkpoints to simulate;
+- ``instant.py``  the instant threshold explorer: custom components that evaluate C in the
+                  browser from the records payload (their files are in ``ui/instant_assets/``).
 
 Everything Streamlit-free lives in the library: background jobs in ``dynconf/jobs.py``,
 sample id -> input image in ``dynconf/inputs.py``, numbers in ``dynconf.core``, figures in

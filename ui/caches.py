@@ -208,6 +208,7 @@ class Analysis:
             self.decoded,
             threshold=threshold,
             spikes=self.data.spikes,
+            synops=self.data.synops,
             neurons=self.run.meta.get("neurons"),
         )
 

@@ -11,8 +11,7 @@ from typing import Any
 import streamlit as st
 
 from dynconf.core.selection import calibration_split
-from dynconf.report import export, figures
-from dynconf.report.latex import run_table
+from dynconf.report import export, figures, presets
 from ui.state import Context
 
 
@@ -49,16 +48,56 @@ def clicked_position(event: Any, where: str) -> int | None:
     return pos
 
 
+PRESET_KEY = "export_preset"  # the page's chosen figure preset, shared by every button
+
+
+def preset_menu(key: str, where: Any = st) -> str:
+    """The figure preset for downloads (screen, slides, paper-1col, paper-2col).
+
+    One choice for the whole session in ``st.session_state["export_preset"]``; each row has
+    its own small menu showing it (a widget key must be unique on a page), and choosing in
+    any one of them changes it for all.
+    """
+    names = list(presets.preset_names())
+    current = st.session_state.get(PRESET_KEY, presets.DEFAULT_PRESET)
+    if current not in names:
+        current = presets.DEFAULT_PRESET
+    wkey = f"{key}-preset"
+    st.session_state[wkey] = current  # follow a choice made in another row
+
+    def chosen() -> None:
+        st.session_state[PRESET_KEY] = st.session_state[wkey]
+
+    where.selectbox(
+        "Figure preset",
+        names,
+        key=wkey,
+        on_change=chosen,
+        label_visibility="collapsed",
+        format_func=lambda n: f"{n}: {presets.get_preset(n).description}",
+        help="Size and fonts of the downloaded figures: paper presets are 3.3 or 7 inches "
+        "wide with print-size type and no title; the same as `dynconf export --preset`.",
+        width=260,
+    )
+    st.session_state[PRESET_KEY] = current
+    return current
+
+
 def download_row(chart: figures.Chart, key: str) -> None:
-    """PNG/SVG/PDF/CSV buttons in one wrapping row under a chart."""
+    """PNG/SVG/PDF/CSV buttons in one wrapping row under a chart, and the preset menu.
+
+    The images are ``export.figure_bytes(chart.figure, fmt, preset)``: the very function the
+    figure pack and ``dynconf export`` draw with, so a download is the exported figure.
+    """
     row = st.container(horizontal=True, gap="small")
     fig = chart.figure
+    preset = preset_menu(key, row)
     for fmt in export.FORMATS:
         row.download_button(
             fmt.upper(),
             # Rendering costs ~0.3 s per image, so it happens only on click, off the script
             # thread (deferred data).
-            data=lambda fmt=fmt: export.figure_bytes(fig, fmt),
+            data=lambda fmt=fmt: export.figure_bytes(fig, fmt, preset),
             file_name=f"{chart.key}.{fmt}",
             mime=export.MIME[fmt],
             key=f"{key}-dl-{fmt}",
@@ -81,10 +120,13 @@ def download_row(chart: figures.Chart, key: str) -> None:
 def pack_buttons(ctx: Context, key: str, res: Any) -> None:
     """One-click figure pack (ZIP, the same set as ``dynconf export``) and LaTeX table.
 
-    ``res`` is the page's PolicyResult at the current threshold.
+    ``res`` is the page's PolicyResult at the current threshold (the table is recomputed
+    by ``export.table_tex``, the pack's own function, so it is the pack's metrics.tex).
     """
     cal = calibration_split(ctx.run, ctx.split)
     stem = f"{ctx.listing.name}_{ctx.split}_{ctx.decoder}_C{ctx.threshold:.4g}"
+    c0, c1, c2, _ = st.columns([3, 2, 2, 1])
+    preset = preset_menu(f"{key}-pack", c0)
 
     def build_pack() -> bytes:
         charts, result, info = export.collect_charts(
@@ -95,30 +137,24 @@ def pack_buttons(ctx: Context, key: str, res: Any) -> None:
             kappa=ctx.kappa,
             calibration=cal,
         )
-        return export.zip_bytes(export.pack_files(ctx.run, charts, result, info))
+        return export.zip_bytes(export.pack_files(ctx.run, charts, result, info, preset=preset))
 
-    info = {
-        "run": ctx.listing.name,
-        "split": ctx.split,
-        "decoder": ctx.decoder,
-        "kappa": ctx.kappa,
-        "threshold": ctx.threshold,
-    }
-    c1, c2, _ = st.columns([2, 2, 3])
     c1.download_button(
         "Figure pack (ZIP)",
         data=build_pack,
-        file_name=f"{stem}.zip",
+        file_name=f"{stem}_{preset}.zip",
         mime=export.MIME["zip"],
         key=f"{key}-pack",
         on_click="ignore",
         icon=":material/folder_zip:",
-        help="Every figure as PNG, SVG and PDF with its CSV, metrics.tex and metrics.json: "
-        "the same files as `python -m dynconf export`.",
+        help="Every figure as PNG, SVG and PDF in the chosen preset with its CSV, metrics.tex "
+        "and metrics.json: the same files as `python -m dynconf export --preset`.",
     )
     c2.download_button(
         "LaTeX table",
-        data=run_table(ctx.run, res, info),  # exactly the pack's metrics.tex
+        data=lambda: export.table_tex(  # exactly the pack's metrics.tex
+            ctx.run, ctx.split, ctx.threshold, ctx.decoder, ctx.kappa
+        ),
         file_name=f"{stem}.tex",
         mime=export.MIME["tex"],
         key=f"{key}-tex",

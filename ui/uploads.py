@@ -213,3 +213,40 @@ def checkpoint_candidates() -> dict[str, str | None]:
         folder = path.parent.name.lower()
         found.setdefault(str(path), next((d for d in dataset_names() if d in folder), None))
     return found
+
+
+_CKPT_DATASETS: dict[tuple, tuple[str | None, str | None]] = {}  # (path, size, mtime) -> ...
+
+
+def checkpoint_dataset(path: str) -> tuple[str | None, str | None]:
+    """(dataset the checkpoint was trained on, None) or (None, why it cannot be told).
+
+    Known checkpoints (``checkpoint_candidates``) answer without opening the file; any other
+    is opened with ``dynconf.engine.checkpoint.load_checkpoint`` (torch, imported only then,
+    ``weights_only``) and its stored training config read. Cached per file size and mtime.
+    """
+    known = checkpoint_candidates().get(path)
+    if known:
+        return known, None
+    p = Path(path)
+    try:
+        st_ = p.stat()
+    except OSError:
+        return None, f"checkpoint {path} does not exist"
+    if not p.is_file():
+        return None, f"checkpoint {path} is not a file"
+    key = (str(p), st_.st_size, st_.st_mtime_ns)
+    if key not in _CKPT_DATASETS:
+        from dynconf.engine.checkpoint import load_checkpoint  # torch: only for this
+
+        try:
+            dataset = load_checkpoint(p)["config"].get("dataset")
+        except DynconfError as exc:
+            _CKPT_DATASETS[key] = (None, str(exc))
+        except (KeyError, TypeError, AttributeError):
+            _CKPT_DATASETS[key] = (None, f"checkpoint {path} stores no training config")
+        else:
+            ok = isinstance(dataset, str) and dataset in dataset_names()
+            why = None if ok else f"checkpoint {path} names an unknown dataset {dataset!r}"
+            _CKPT_DATASETS[key] = (dataset if ok else None, why)
+    return _CKPT_DATASETS[key]

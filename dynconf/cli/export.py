@@ -10,11 +10,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dynconf.cli.metrics import finite_float, run_path
+from dynconf.cli.metrics import finite_float, run_path, unit_float
 from dynconf.core.decoders import decoder_names
 from dynconf.core.selection import calibration_split, default_split
 from dynconf.core.store import load_run
 from dynconf.report import export
+from dynconf.report.presets import DEFAULT_PRESET, PRESETS, preset_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, help="split to evaluate (default: test)")
     parser.add_argument(
         "--threshold",
-        type=finite_float,
+        type=unit_float,
         default=None,
         help="confidence threshold C (default: chosen on the calibration split, else 0.9)",
     )
@@ -50,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--formats", default=",".join(export.FORMATS), help="comma-separated: png,svg,pdf"
     )
+    parser.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=preset_names(),
+        help="figure size and type: "
+        + "; ".join(f"{n} ({PRESETS[n].description}, {PRESETS[n].width_in:g} in)" for n in PRESETS)
+        + f" (default: {DEFAULT_PRESET})",
+    )
 
 
 def run_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,11 +75,13 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         calibration=calibration,
         tolerance=args.tolerance,
     )
-    written = export.write_files(args.out, export.pack_files(run, charts, result, context, formats))
+    files = export.pack_files(run, charts, result, context, formats, preset=args.preset)
+    written = export.write_files(args.out, files)
     return {
         "out": str(Path(args.out)),
         "files": sorted(str(path) for path in written),
         "charts": [c.key for c in charts],
+        "preset": args.preset,
         **context,
         "metrics": result.to_dict(per_sample=False),
     }

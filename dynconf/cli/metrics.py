@@ -67,6 +67,9 @@ def _thresholds(value: str | None):
         raise DynconfError(f"--thresholds: {value!r} is not a count or a comma list") from None
     if not values or any(np.isnan(values)):
         raise DynconfError("--thresholds: give a count or a comma-separated list of numbers")
+    bad = [x for x in values if not 0.0 <= x <= 1.0]
+    if bad:
+        raise DynconfError(f"--thresholds: {bad[0]:g} is outside [0, 1] (a confidence threshold)")
     return np.asarray(values)
 
 
@@ -79,6 +82,16 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r}: NaN and infinity are not allowed")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """argparse type of a confidence threshold C: a finite number in [0, 1]. Every decoder's
+    confidence lies in [0, 1], so a C outside it is a typo (C = -2 would exit every sample at
+    step 1 and report "latency -0.0 %"), not a setting."""
+    value = finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside [0, 1] (a confidence threshold)")
     return value
 
 
@@ -253,7 +266,7 @@ def cmd_evaluate(args) -> tuple[dict, str]:
     dec = _decode(run, args.split, args)
     sp = run.split(args.split)
     policy = _policy(args)
-    res = policy.evaluate(dec, spikes=sp.spikes, neurons=run.meta.get("neurons"))
+    res = policy.evaluate(dec, spikes=sp.spikes, neurons=run.meta.get("neurons"), synops=sp.synops)
     out = {
         "run": str(run.path),
         "split": args.split,
@@ -271,6 +284,9 @@ def cmd_evaluate(args) -> tuple[dict, str]:
     )
     if res.spike_saving is not None:
         text += f"; spikes -{pct(res.spike_saving, 1)}"
+    if res.synops_saving is not None:  # synaptic operations, where the run recorded them
+        spent, full = res.synops_per_sample_at_exit, res.synops_per_sample_full
+        text += f"; synops -{pct(res.synops_saving, 1)} ({spent:.4g} per sample, full {full:.4g})"
     return out, text
 
 
@@ -331,11 +347,37 @@ def cmd_sweep(args) -> tuple[dict, str]:
         f"{run.name}/{args.split}, {dec.label}: {len(sw.thresholds)} thresholds, "
         f"{len(front)} on the Pareto front, {int(sw.near_front.sum())} near it"
     ]
-    for p in points[:: max(1, len(points) // 10)]:
-        lines.append(
-            f"  C={p['threshold']:.6g}: {pct(p['accuracy'])} at {p['mean_latency']:.3f} steps"
-        )
+    # The text lists the front (every k-th point of a long one) unless --all asks for every
+    # threshold; the JSON always carries all of them.
+    rows = np.arange(len(sw.thresholds)) if args.all else front[:: max(1, len(front) // 10)]
+    if args.all:
+        lines.append("every threshold (* = on the front):")
+    elif len(rows) < len(front):
+        lines.append(f"front only, every {len(front) // 10}th point (--all lists every threshold):")
+    else:
+        lines.append("front only (--all lists every threshold):")
+    labels = distinct_labels(sw.thresholds[rows])
+    for label, i in zip(labels, rows, strict=True):
+        mark = " *" if args.all and sw.on_front[i] else ""
+        lines.append(f"  C={label}: {pct(sw.accuracy[i])} at {sw.mean_latency[i]:.3f} steps{mark}")
     return out, "\n".join(lines)
+
+
+def distinct_labels(values, digits: int = 6) -> list[str]:
+    """Thresholds as short text that tells neighbours apart: 0.99999999 next to 1.0 is
+    written with as many significant digits as it takes, not "1" twice; others keep
+    ``digits``."""
+    values = [float(v) for v in values]
+
+    def label(i: int) -> str:
+        near = [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values)]
+        for d in range(digits, 18):
+            text = f"{values[i]:.{d}g}"
+            if all(f"{x:.{d}g}" != text for x in near if x != values[i]):
+                return text
+        return repr(values[i])
+
+    return [label(i) for i in range(len(values))]
 
 
 def cmd_select(args) -> tuple[dict, str]:
@@ -430,7 +472,9 @@ def add_metric_commands(sub) -> None:
     p = sub("evaluate", "Dynamic Confidence (or another exit policy) at one threshold")
     p.add_argument("run_dir")
     p.add_argument("--split", default="test")
-    p.add_argument("--threshold", type=finite_float, required=True, help="exit when confidence > C")
+    p.add_argument(
+        "--threshold", type=unit_float, required=True, help="exit when confidence > C (0..1)"
+    )
     p.add_argument(
         "--policy", default="threshold", choices=_policy_names(), help="default: threshold"
     )
@@ -453,6 +497,9 @@ def add_metric_commands(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--split", default="test")
     p.add_argument("--thresholds", default=None, help="a count (default 1000) or a comma list")
+    p.add_argument(
+        "--all", action="store_true", help="list every threshold, not only the front (text)"
+    )
     p.add_argument("--acc-slack", type=finite_float, default=0.005, help="'near the front' slack")
     p.add_argument(
         "--lat-slack", type=finite_float, default=0.0, help="'near the front' slack (steps)"

@@ -5,7 +5,9 @@ names a function of yours that builds the network (called with no arguments, or 
 keyword arguments of ``--model-kwargs '{"hidden": 64}'``); ``--weights`` is a state dict
 read with ``torch.load(weights_only=True)`` (never unpickled). The dataset's splits come from
 dynconf's dataset registry. Resumable after a kill like `simulate`: rerun the same command.
-torch is imported only when the command runs.
+torch is imported only when the command runs. Started by torchrun
+(``torchrun --nproc_per_node P -m dynconf record ...``) the processes share the batches and
+rank 0 writes the run (engine/distributed.py; README, "More than one machine").
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="calibration hold-out and poisson")
     parser.add_argument("--no-spikes", action="store_true", help="do not count hidden spikes")
+    parser.add_argument("--no-synops", action="store_true", help="do not count synaptic operations")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -111,15 +114,17 @@ def run_command(args: argparse.Namespace) -> dict:
     import torch
 
     from dynconf.engine.data import load_dataset
-    from dynconf.engine.device import pick_device, set_threads
+    from dynconf.engine.device import set_threads
+    from dynconf.engine.distributed import join, quiet_unless_main, threads_per_process
     from dynconf.engine.record import record_run
     from dynconf.engine.simulate import subset
 
     if args.batch_size < 1:
         raise DataError("--batch-size must be at least 1")
     splits = parse_splits(args.splits)
-    set_threads(args.threads)
-    device = pick_device(args.device)
+    world, device = join(args.device)  # one process of several under torchrun
+    quiet_unless_main(world)  # only rank 0 prints the result
+    set_threads(threads_per_process(args.threads, world))
     model = build_model(args.model, args.model_kwargs)
     if args.weights:
         load_weights(model, args.weights)
@@ -149,6 +154,7 @@ def run_command(args: argparse.Namespace) -> dict:
         dataset=args.dataset,
         model_name=args.model,
         count_spikes=not args.no_spikes,
+        count_synops=not args.no_synops,
         readout=args.readout,
         step_mode=args.step_mode,
         seed=args.seed,
@@ -162,6 +168,7 @@ def run_command(args: argparse.Namespace) -> dict:
         },
         command=command,
     )
+    world.close()
     recording = run.meta["recording"]
     by_T = run.meta["snn_accuracy_by_T"]
     return {

@@ -3,6 +3,9 @@
 The `simulate` command: argparse over dynconf.engine.simulate, which does the work (resumable
 after a kill, atomic run writes, a progress file for the dashboard). torch is imported only
 when the command runs.
+
+Several processes (GPUs, machines) share the work when started by torchrun:
+``torchrun --nproc_per_node P -m dynconf simulate ...`` (README, "More than one machine").
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ def config_from_args(args: argparse.Namespace) -> SimulateConfig:
 
 
 def run_command(args: argparse.Namespace) -> dict:
+    from dynconf.engine.distributed import env_world, quiet_unless_main
     from dynconf.engine.simulate import simulate_checkpoint
 
+    quiet_unless_main(env_world())  # under torchrun only rank 0 prints the result
     # The run records the `simulate` words that reproduce it (command_words), not argv.
     return simulate_checkpoint(config_from_args(args), progress=not args.no_progress)

@@ -13,6 +13,9 @@ Layout of `<runs root>/<name>/`:
   <split>.lognorm.npy          [M+1, T_max, N] float64 log sum_k exp((S_t[k] - max S_t) / s)
                                for s in meta["topk_kappas"] and a last row for s = t  ("topk")
   <split>.spikes.npy           optional [T_max, N] hidden spikes per step and image
+  <split>.synops.npy           optional [T_max, N] synaptic operations per step and image,
+                               int64 (or float), per step like spikes, not accumulated
+                               (definition: dynconf/engine/synops.py)
   <split>.ids.npy              optional [N] int64 sample ids
 
 A split's files may carry another stem than the split's name: meta.json's optional "files"
@@ -54,9 +57,18 @@ CHUNK_ELEMENTS = 1 << 24  # arrays are checked / converted in slices of this man
 
 # Files of one split: stored name suffix -> role. Only these names are ever written or removed.
 # What a user hands in for one split: the required arrays, then the optional ones.
-OPTIONAL_ROLES = ("spikes", "ids")
+OPTIONAL_ROLES = ("spikes", "synops", "ids")
 INPUT_ROLES = ("outputs", "labels", *OPTIONAL_ROLES)
-ARRAY_SUFFIXES = ("labels", "outputs", "topk_values", "topk_indices", "lognorm", "spikes", "ids")
+ARRAY_SUFFIXES = (
+    "labels",
+    "outputs",
+    "topk_values",
+    "topk_indices",
+    "lognorm",
+    "spikes",
+    "ids",
+    "synops",
+)
 
 TOPK_ROLES = ("topk_values", "topk_indices", "lognorm")
 
@@ -76,6 +88,7 @@ class SplitData:
     outputs: np.ndarray | None = None
     spikes: np.ndarray | None = None
     ids: np.ndarray | None = None
+    synops: np.ndarray | None = None
     topk_values: np.ndarray | None = None
     topk_indices: np.ndarray | None = None
     lognorm: np.ndarray | None = None
@@ -352,7 +365,7 @@ def _all_finite(arr: np.ndarray) -> bool:
     )
 
 
-def _accumulation_problem(outputs: np.ndarray) -> str | None:
+def accumulation_problem(outputs: np.ndarray) -> str | None:
     """Why the running sums S_t of per-step outputs [T, N, K] are unusable, or None.
 
     Every metric accumulates the outputs in float64; values that are each finite (1e308) can
@@ -385,7 +398,7 @@ def _chunked_min_max(arr: np.ndarray) -> tuple:
     return lo, hi
 
 
-def _check_shape(arr: np.ndarray, shape: tuple, where: str, what: str) -> None:
+def check_shape(arr: np.ndarray, shape: tuple, where: str, what: str) -> None:
     if arr.ndim != len(shape):
         raise RunFormatError(
             f"{where}: {what} must have {len(shape)} dimensions {_fmt_shape(shape)}, "
@@ -419,7 +432,7 @@ def check_split_arrays(
     labels = arrays.get("labels")
     if labels is None:
         raise RunFormatError(f"{where['labels']}: labels are missing")
-    _check_shape(labels, (N,), where["labels"], "labels")
+    check_shape(labels, (N,), where["labels"], "labels")
     N = int(labels.shape[0])
     if N < 1:
         raise RunFormatError(f"{where['labels']}: no samples")
@@ -435,7 +448,7 @@ def check_split_arrays(
 
     def check_float(role: str, shape: tuple, dtypes=None, scan: bool = True):
         arr = arrays[role]
-        _check_shape(arr, shape, where[role], role)
+        check_shape(arr, shape, where[role], role)
         if arr.dtype.kind != "f" or (dtypes is not None and arr.dtype not in dtypes):
             allowed = ", ".join(str(d) for d in (dtypes or ["a float type"]))
             raise RunFormatError(f"{where[role]}: {role} dtype {arr.dtype} (allowed: {allowed})")
@@ -444,7 +457,7 @@ def check_split_arrays(
 
     if "outputs" in arrays:
         check_float("outputs", (T, N, K), OUTPUT_DTYPES, scan=False)
-        problem = _accumulation_problem(arrays["outputs"]) if check_values else None
+        problem = accumulation_problem(arrays["outputs"]) if check_values else None
         if problem:
             raise RunFormatError(f"{where['outputs']}: the accumulated outputs S_t are {problem}")
     if "topk_values" in arrays:
@@ -461,7 +474,7 @@ def check_split_arrays(
                 raise RunFormatError(f"{where['topk_values']}: values are not in descending order")
     if "topk_indices" in arrays:
         idx = arrays["topk_indices"]
-        _check_shape(idx, (T, N, topk), where["topk_indices"], "topk_indices")
+        check_shape(idx, (T, N, topk), where["topk_indices"], "topk_indices")
         if idx.dtype.kind not in "iu":
             raise RunFormatError(f"{where['topk_indices']}: indices must be integers")
         if check_values:
@@ -472,19 +485,21 @@ def check_split_arrays(
         check_float("lognorm", (n_kappas + 1 if n_kappas is not None else None, T, N))
         if check_values and _chunked_min_max(arrays["lognorm"])[0] < 0:
             raise RunFormatError(f"{where['lognorm']}: log-normalisers must be >= 0")
-    if arrays.get("spikes") is not None:
-        spikes = arrays["spikes"]
-        _check_shape(spikes, (T, N), where["spikes"], "spikes")
-        if spikes.dtype.kind not in "fiu":
-            raise RunFormatError(f"{where['spikes']}: spikes must be numbers, got {spikes.dtype}")
+    for role in ("spikes", "synops"):  # per-step counts [T, N]
+        if arrays.get(role) is None:
+            continue
+        counts = arrays[role]
+        check_shape(counts, (T, N), where[role], role)
+        if counts.dtype.kind not in "fiu":
+            raise RunFormatError(f"{where[role]}: {role} must be numbers, got {counts.dtype}")
         if check_values:
-            if not _all_finite(spikes):
-                raise RunFormatError(f"{where['spikes']}: spikes contain NaN or infinite values")
-            if _chunked_min_max(spikes)[0] < 0:
-                raise RunFormatError(f"{where['spikes']}: spike counts must be >= 0")
+            if not _all_finite(counts):
+                raise RunFormatError(f"{where[role]}: {role} contain NaN or infinite values")
+            if _chunked_min_max(counts)[0] < 0:
+                raise RunFormatError(f"{where[role]}: {role} must be >= 0 (they are counts)")
     if arrays.get("ids") is not None:
         ids = arrays["ids"]
-        _check_shape(ids, (N,), where["ids"], "ids")
+        check_shape(ids, (N,), where["ids"], "ids")
         if ids.dtype.kind not in "iu":
             raise RunFormatError(f"{where['ids']}: ids must be integers, got {ids.dtype}")
     return N
@@ -527,9 +542,20 @@ def prepare_split(
         stored["outputs"] = outputs
     else:
         stored.update(topk_arrays(outputs, meta["topk"], meta["topk_kappas"]))
-    if "spikes" in given:
-        spikes = given["spikes"]
-        stored["spikes"] = spikes if spikes.dtype.kind == "f" else spikes.astype(np.float64)
-    if "ids" in given:
-        stored["ids"] = given["ids"].astype(np.int64)
+    for role in OPTIONAL_ROLES:
+        if role in given:
+            stored[role] = stored_optional(role, given[role])
     return stored
+
+
+def stored_optional(role: str, arr: np.ndarray) -> np.ndarray:
+    """An optional array as a run stores it: spike counts as floats, synaptic operations as
+    given (int64 when integers, which stay exact), ids as int64. The one rule for
+    prepare_split and the streaming import."""
+    if role == "ids":
+        return arr.astype(np.int64)
+    if role == "spikes":
+        return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+    if role == "synops":
+        return arr if arr.dtype.kind == "f" else arr.astype(np.int64)
+    raise RunFormatError(f"optional array {role!r} is not known")

@@ -13,22 +13,44 @@ what the file holds (messages name the CLI flags; the app translates them to its
   whose first axis matches the labels is called batch-first (check_layout).
 - accumulated outputs S_t read as per-step outputs z_t. ``cumulative=None`` detects them: see
   accumulation_evidence for the rule; True differences them, False imports them as they are.
+
+Imports stream, so ImageNet-sized files (T x N x K values, gigabytes) import on one machine:
+the outputs stay on disk (npyio.read_outputs_file(stream=True)), are read a block of samples
+at a time for all T (TimeFirst; a time-first file is read one step's slice of the block at a
+time, so every read is one contiguous piece), converted, checked and reduced block by block,
+and the stored arrays are written piece by piece (store.NpyWriter) into temporary files that
+the store renames into place (_StreamingPrepare). Peak memory is a block's, not the file's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from dynconf.core.format import OUTPUT_DTYPES, Run, check_run_name
+from dynconf.core.atomic import temp_name
+from dynconf.core.format import (
+    ARRAY_SUFFIXES,
+    INPUT_ROLES,
+    OPTIONAL_ROLES,
+    OUTPUT_DTYPES,
+    SPLIT_NAME,
+    Run,
+    accumulation_problem,
+    check_run_name,
+    check_shape,
+    check_split_arrays,
+    stored_optional,
+)
 from dynconf.core.locking import run_lock
-from dynconf.core.npyio import read_outputs_file
+from dynconf.core.npyio import ArrayFile, read_outputs_file
 from dynconf.core.provenance import make_created
-from dynconf.core.store import add_split, is_run_dir, load_run, save_run
+from dynconf.core.store import NpyWriter, add_split, is_run_dir, load_run, save_run
+from dynconf.core.topk import block_samples, index_dtype, topk_block
 from dynconf.errors import RunFormatError
 
 LAYOUTS = ("TNK", "NTK")
@@ -98,6 +120,47 @@ def check_layout(outputs: np.ndarray, n_labels: int, layout: str | None, where: 
     return wanted
 
 
+class TimeFirst:
+    """Outputs as time first [T, N, K] whatever their layout (NTK is transposed here), from
+    an array in memory or an npyio.ArrayFile, read a block of samples at a time (block) or a
+    few samples of one step (rows), so a file is never read whole."""
+
+    def __init__(self, data: np.ndarray | ArrayFile, layout: str = "TNK"):
+        self.data, self.ntk = data, layout == "NTK"
+        a, b, K = (int(n) for n in data.shape)
+        self.shape = (b, a, K) if self.ntk else (a, b, K)
+        self.dtype, self.ndim = data.dtype, 3
+
+    def block(self, lo: int, hi: int) -> np.ndarray:
+        """outputs[:, lo:hi] as an array [T, hi - lo, K] of the file's dtype."""
+        T, N, K = self.shape
+        d = self.data
+        if not isinstance(d, ArrayFile):
+            return np.asarray(d[lo:hi].swapaxes(0, 1) if self.ntk else d[:, lo:hi])
+        if self.ntk:  # [N, T, K]: the block is one contiguous piece
+            piece = d.read(lo * T * K, (hi - lo) * T * K).reshape(hi - lo, T, K)
+            return np.ascontiguousarray(piece.swapaxes(0, 1))
+        out = np.empty((T, hi - lo, K), d.dtype)
+        for t in range(T):  # one contiguous piece per step
+            d.read((t * N + lo) * K, (hi - lo) * K, out=out[t])
+        return out
+
+    def rows(self, t: int, rows: np.ndarray) -> np.ndarray:
+        """outputs[t, rows] as an array [len(rows), K]."""
+        T, N, K = self.shape
+        d = self.data
+        if not isinstance(d, ArrayFile):
+            return np.asarray(d[rows, t] if self.ntk else d[t, rows])
+        out = np.empty((len(rows), K), d.dtype)
+        for i, r in enumerate(rows):
+            d.read(((int(r) * T + t) if self.ntk else (t * N + int(r))) * K, K, out=out[i])
+        return out
+
+
+def _rows(outputs, t: int, rows: np.ndarray) -> np.ndarray:
+    return outputs.rows(t, rows) if isinstance(outputs, TimeFirst) else outputs[t, rows]
+
+
 def _mean_norms(outputs: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per step t, the mean over the sampled rows of ||x_t|| and of ||x_t - x_(t-1)||
     (x_0 = 0), in float64, one step in memory at a time."""
@@ -106,14 +169,14 @@ def _mean_norms(outputs: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.n
     previous = np.zeros((len(rows), outputs.shape[2]))
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(T):
-            x = np.asarray(outputs[t, rows], dtype=np.float64)
+            x = np.asarray(_rows(outputs, t, rows), dtype=np.float64)
             values[t] = np.linalg.norm(x, axis=1).mean()
             diffs[t] = np.linalg.norm(x - previous, axis=1).mean()
             previous = x
     return values, diffs
 
 
-def accumulation_evidence(outputs: np.ndarray) -> str | None:
+def accumulation_evidence(outputs: np.ndarray | TimeFirst) -> str | None:
     """What makes time-first outputs [T, N, K] look accumulated (running sums S_t), or None.
 
     The rule, on m_t = the mean over samples of ||outputs[t]|| (up to ACCUMULATION_SAMPLES
@@ -157,6 +220,120 @@ def accumulation_evidence(outputs: np.ndarray) -> str | None:
     return None
 
 
+class _StreamingPrepare:
+    """store's ``prepare`` for an import: format.prepare_split's checks and conversions, done
+    a block of samples at a time on TimeFirst outputs, the stored arrays written piece by
+    piece into temporary files beside the destination (``folder``) whose paths it returns;
+    the store renames them into place. Files left behind by a failure are in ``temps``.
+
+    Per block, in prepare_split's order: cumulative outputs differenced (with their finite
+    check), the dtype conversion (with its overflow check), integers to float64, the check
+    of the running sums S_t (format.accumulation_problem), then the reduction to top-k or
+    the copy. A file with several problems in different blocks reports the first block's.
+    """
+
+    def __init__(self, source: Path, folder: Path, cumulative: bool | None, dtype: str | None):
+        self.source, self.folder = source, folder
+        self.cumulative, self.dtype = cumulative, dtype
+        self.temps: list[Path] = []
+
+    def stored_dtype(self, outputs: TimeFirst) -> np.dtype:
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        if self.cumulative or outputs.dtype.kind in "iub":
+            return np.dtype(np.float64)
+        return outputs.dtype
+
+    def convert(self, z: np.ndarray) -> np.ndarray:
+        """One block of outputs as stored (before the reduction), checked."""
+        if self.cumulative:
+            acc = z.astype(np.float64)
+            if not np.isfinite(acc).all():
+                raise RunFormatError(f"{self.source}: outputs contain NaN or infinite values")
+            z = np.diff(acc, axis=0, prepend=np.zeros_like(acc[:1]))
+        if self.dtype is not None:
+            with np.errstate(over="ignore"):
+                z = z.astype(self.dtype)
+            if not np.isfinite(z).all():
+                raise RunFormatError(
+                    f"{self.source}: outputs overflow {self.dtype} (NaN/inf after conversion)"
+                )
+        if z.dtype.kind in "iub":
+            z = z.astype(np.float64)  # exact for any realistic integer output
+        return z
+
+    def writer(self, split: str, role: str, shape, dtype) -> NpyWriter:
+        path = temp_name(self.folder / f"{split}.{role}.npy")
+        self.temps.append(path)
+        return NpyWriter(path, shape, dtype)
+
+    def __call__(self, split: str, arrays: Mapping, meta: dict, label: str) -> dict:
+        if not isinstance(split, str) or not SPLIT_NAME.match(split):
+            raise RunFormatError(
+                f"split name {split!r} is not allowed (letters, digits, '_' and '-', max 64)"
+            )
+        unknown = set(arrays) - set(INPUT_ROLES)
+        if unknown:
+            raise RunFormatError(f"{label}: unexpected arrays {sorted(unknown)}")
+        outputs, labels = arrays["outputs"], arrays.get("labels")
+        if labels is None:
+            raise RunFormatError(f"{label}: no 'labels' array")
+        dtype = self.stored_dtype(outputs)
+        if dtype not in OUTPUT_DTYPES:
+            raise RunFormatError(f"{label}: outputs dtype {dtype} is not float16/32/64")
+        T, K = meta["T_max"], len(meta["classes"])
+        where = {role: f"{label}: {role}" for role in ARRAY_SUFFIXES}
+        small = {r: np.asarray(a) for r, a in arrays.items() if r != "outputs" and a is not None}
+        N = check_split_arrays(where, {"labels": small["labels"]}, T, K)
+        check_shape(outputs, (T, N, K), where["outputs"], "outputs")
+        check_split_arrays(where, small, T, K)
+        stored: dict = {"labels": small["labels"].astype(np.int64)}
+        writers = {}
+        try:
+            if meta["storage"] == "full":
+                writers["outputs"] = self.writer(split, "outputs", (T, N, K), dtype)
+            else:
+                k, kappas = meta["topk"], meta["topk_kappas"]
+                writers["topk_values"] = self.writer(split, "topk_values", (T, N, k), np.float64)
+                writers["topk_indices"] = self.writer(
+                    split, "topk_indices", (T, N, k), index_dtype(K)
+                )
+                writers["lognorm"] = self.writer(
+                    split, "lognorm", (len(kappas) + 1, T, N), np.float64
+                )
+            block = block_samples(T, K)
+            for lo in range(0, N, block):
+                hi = min(N, lo + block)
+                z = self.convert(outputs.block(lo, hi))
+                problem = accumulation_problem(z)
+                if problem:
+                    raise RunFormatError(
+                        f"{where['outputs']}: the accumulated outputs S_t are {problem}"
+                    )
+                if meta["storage"] == "full":
+                    for t in range(T):
+                        writers["outputs"].write((t * N + lo) * K, z[t])
+                    continue
+                S = np.cumsum(np.asarray(z, dtype=np.float64), axis=0)
+                values, indices, lognorm = topk_block(S, k, kappas)
+                for t in range(T):
+                    writers["topk_values"].write((t * N + lo) * k, values[t])
+                    writers["topk_indices"].write((t * N + lo) * k, indices[t])
+                for row in range(lognorm.shape[0]):
+                    for t in range(T):
+                        writers["lognorm"].write((row * T + t) * N + lo, lognorm[row, t])
+            for role, w in writers.items():
+                stored[role] = w.close()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        for role in OPTIONAL_ROLES:  # as prepare_split stores them
+            if role in small:
+                stored[role] = stored_optional(role, small[role])
+        return stored
+
+
 def import_outputs(
     source: Path | str,
     run_dir: Path | str,
@@ -195,6 +372,9 @@ def import_outputs(
     (dynconf.engine.tensor_files.read_tensors; the core never imports torch). max_bytes
     bounds the inflated size of the file's arrays (read_outputs_file; default 16 GiB or
     $DYNCONF_MAX_IMPORT_BYTES). A new run's name must pass format.check_run_name.
+    The outputs are streamed (see the module docstring): memory stays at a block of samples
+    for .npy and .npz files (a compressed .npz's outputs are first inflated into an
+    anonymous temporary file beside the destination, so that much disk is needed there).
     """
     start = time.perf_counter()
     source, run_dir = Path(source), Path(run_dir)
@@ -202,6 +382,9 @@ def import_outputs(
         raise RunFormatError(f"layout must be TNK or NTK, got {layout!r}")
     if not os.path.lexists(run_dir):  # (lexists: a too-long name is an error, not a crash)
         check_run_name(run_dir.name)  # before reading a possibly large file
+    # A compressed archive's outputs are inflated beside the destination (its filesystem
+    # has room for the run), else in the system's temporary folder.
+    parent = run_dir.parent if run_dir.parent.is_dir() else None
     arrays = read_outputs_file(
         source,
         labels_path,
@@ -209,68 +392,72 @@ def import_outputs(
         max_bytes=max_bytes,
         outputs_key=outputs_key,
         labels_key=labels_key,
+        stream=True,
+        spill_dir=parent,
     )
-    outputs, labels = arrays["outputs"], arrays["labels"]
-    check_labels(labels, str(labels_path or source))
-    if outputs.ndim != 3:
-        raise RunFormatError(
-            f"{source}: outputs must be [T, N, K] (time first; --layout NTK for batch first), "
-            f"got shape {_shape(outputs.shape)}"
-        )
-    if outputs.dtype.kind not in "fiu":
-        raise RunFormatError(f"{source}: outputs must be numbers, got {outputs.dtype}")
-    if check_layout(outputs, len(labels), layout, str(source)) == "NTK":
-        outputs = np.ascontiguousarray(np.swapaxes(outputs, 0, 1))
-    if cumulative is None:
-        seen = accumulation_evidence(outputs)
-        if seen:
+    prepare = None
+    try:
+        outputs, labels = arrays["outputs"], arrays["labels"]
+        check_labels(labels, str(labels_path or source))
+        if outputs.ndim != 3:
             raise RunFormatError(
-                f"{source}: outputs look accumulated (running sums S_t, not per-step outputs): "
-                f"{seen}; pass --cumulative if they are sums, or --per-step if they are "
-                "per-step outputs"
+                f"{source}: outputs must be [T, N, K] (time first; --layout NTK for batch "
+                f"first), got shape {_shape(outputs.shape)}"
             )
-    elif cumulative:
-        acc = outputs.astype(np.float64)
-        if not np.isfinite(acc).all():
-            raise RunFormatError(f"{source}: outputs contain NaN or infinite values")
-        outputs = np.diff(acc, axis=0, prepend=np.zeros_like(acc[:1]))
-    if dtype is not None:
-        if np.dtype(dtype) not in OUTPUT_DTYPES:
-            raise RunFormatError(f"dtype must be float16, float32 or float64, got {dtype}")
-        with np.errstate(over="ignore"):
-            outputs = outputs.astype(dtype)
-        if not np.isfinite(outputs).all():
-            raise RunFormatError(f"{source}: outputs overflow {dtype} (NaN/inf after conversion)")
-    arrays["outputs"] = outputs
-    with run_lock(run_dir):
-        if run_dir.exists() and is_run_dir(run_dir):
-            run = load_run(run_dir, check_values=False)
-            for key, given, have in (
-                ("dataset", dataset, run.meta["dataset"]),
-                ("model", model, run.meta["model"]),
-            ):
-                if given is not None and given != have:
-                    raise RunFormatError(f"{run_dir}: run has {key} '{have}', not '{given}'")
-            if classes is not None and list(classes) != run.classes:
-                raise RunFormatError(f"{run_dir}: class names differ from the run's")
-            if split in run.meta["splits"] and not overwrite:
+        if outputs.dtype.kind not in "fiu":
+            raise RunFormatError(f"{source}: outputs must be numbers, got {outputs.dtype}")
+        outputs = TimeFirst(outputs, check_layout(outputs, len(labels), layout, str(source)))
+        if cumulative is None:
+            seen = accumulation_evidence(outputs)
+            if seen:
                 raise RunFormatError(
-                    f"{run_dir}: split '{split}' already exists; pass --overwrite to replace "
-                    "it, or choose another --split"
+                    f"{source}: outputs look accumulated (running sums S_t, not per-step "
+                    f"outputs): {seen}; pass --cumulative if they are sums, or --per-step if "
+                    "they are per-step outputs"
                 )
-            return add_split(run_dir, split, **arrays, overwrite=overwrite)
-        if created is None:
-            created = make_created(wall_time_s=None)
-        return save_run(
-            run_dir,
-            {split: arrays},
-            dataset=dataset or "unknown",
-            model=model or "unknown",
-            classes=classes,
-            storage=storage,
-            topk=topk,
-            topk_kappas=topk_kappas,
-            neurons=neurons,
-            created={**created, "wall_time_s": round(time.perf_counter() - start, 3)},
-            extra_meta={"notes": f"imported from {source.name}"},
-        )
+        if dtype is not None and np.dtype(dtype) not in OUTPUT_DTYPES:
+            raise RunFormatError(f"dtype must be float16, float32 or float64, got {dtype}")
+        arrays["outputs"] = outputs
+        with run_lock(run_dir):
+            if run_dir.exists() and is_run_dir(run_dir):
+                run = load_run(run_dir, check_values=False)
+                for key, given, have in (
+                    ("dataset", dataset, run.meta["dataset"]),
+                    ("model", model, run.meta["model"]),
+                ):
+                    if given is not None and given != have:
+                        raise RunFormatError(f"{run_dir}: run has {key} '{have}', not '{given}'")
+                if classes is not None and list(classes) != run.classes:
+                    raise RunFormatError(f"{run_dir}: class names differ from the run's")
+                if split in run.meta["splits"] and not overwrite:
+                    raise RunFormatError(
+                        f"{run_dir}: split '{split}' already exists; pass --overwrite to "
+                        "replace it, or choose another --split"
+                    )
+                prepare = _StreamingPrepare(source, run_dir, cumulative, dtype)
+                return add_split(run_dir, split, **arrays, overwrite=overwrite, prepare=prepare)
+            if created is None:
+                created = make_created(wall_time_s=None)
+            prepare = _StreamingPrepare(source, run_dir.parent, cumulative, dtype)
+            return save_run(
+                run_dir,
+                {split: arrays},
+                dataset=dataset or "unknown",
+                model=model or "unknown",
+                classes=classes,
+                storage=storage,
+                topk=topk,
+                topk_kappas=topk_kappas,
+                neurons=neurons,
+                created={**created, "wall_time_s": round(time.perf_counter() - start, 3)},
+                extra_meta={"notes": f"imported from {source.name}"},
+                prepare=prepare,
+            )
+    finally:
+        if isinstance(arrays["outputs"], TimeFirst):
+            arrays["outputs"] = arrays["outputs"].data
+        if isinstance(arrays["outputs"], ArrayFile):
+            arrays["outputs"].close()
+        for path in prepare.temps if prepare is not None else ():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # renamed into the run unless the write failed

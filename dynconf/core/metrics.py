@@ -24,9 +24,9 @@ def exit_steps(dec: Decoded, threshold):
     return threshold_cache(dec).exit_steps(threshold)
 
 
-def evaluate(dec: Decoded, threshold, spikes=None, neurons=None) -> PolicyResult:
-    """Dynamic Confidence at one threshold (strict >). spikes [T, N] optional."""
-    return threshold_cache(dec).evaluate(threshold, spikes, neurons)
+def evaluate(dec: Decoded, threshold, spikes=None, neurons=None, synops=None) -> PolicyResult:
+    """Dynamic Confidence at one threshold (strict >). spikes, synops [T, N] optional."""
+    return threshold_cache(dec).evaluate(threshold, spikes, neurons, synops=synops)
 
 
 def capped_curve(dec: Decoded, threshold) -> Curve:

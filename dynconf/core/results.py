@@ -2,7 +2,8 @@
 
 Every policy ends in the same place: an exit step tau_i per sample (1-based). From those,
 and the decoded split's correctness, this module computes accuracy, mean latency, the
-savings against T_max and against the iso-accuracy fixed T, and spikes at exit. Counts are
+savings against T_max and against the iso-accuracy fixed T, and spikes and synaptic
+operations (SynOps, dynconf/engine/synops.py) at exit when the split has them. Counts are
 integers and accuracies are counts / N, so results are exact and comparable across policies.
 """
 
@@ -43,6 +44,9 @@ class PolicyResult:
     spikes_per_neuron_at_exit: float | None = None
     spikes_per_neuron_full: float | None = None
     spike_saving: float | None = None  # 1 - spikes at exit / spikes of the full run
+    synops_per_sample_at_exit: float | None = None  # None when the split has no synops
+    synops_per_sample_full: float | None = None
+    synops_saving: float | None = None  # 1 - SynOps at exit / SynOps of the full run
     policy: str = "threshold"
     params: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)  # policy-specific numbers, e.g. coverage
@@ -66,6 +70,9 @@ class PolicyResult:
             "spikes_per_neuron_at_exit": _f(self.spikes_per_neuron_at_exit),
             "spikes_per_neuron_full": _f(self.spikes_per_neuron_full),
             "spike_saving": _f(self.spike_saving),
+            "synops_per_sample_at_exit": _f(self.synops_per_sample_at_exit),
+            "synops_per_sample_full": _f(self.synops_per_sample_full),
+            "synops_saving": _f(self.synops_saving),
             **{key: _f(value) for key, value in self.extras.items()},
         }
         if per_sample:
@@ -115,16 +122,17 @@ def iso_accuracy_steps(dec: Decoded, n_correct: int) -> int | None:
     return int(reached[0]) + 1 if reached.size else None
 
 
-def cumulative_spikes(dec: Decoded, spikes) -> np.ndarray:
-    """Hidden spikes emitted in steps 1..t, [T, N] float64, cached per spikes array."""
-    held = dec.cache.get("spikes")
+def cumulative_spikes(dec: Decoded, spikes, role: str = "spikes") -> np.ndarray:
+    """Hidden spikes (or, role "synops", synaptic operations) of steps 1..t, [T, N] float64,
+    cached per array."""
+    held = dec.cache.get(role)
     if held is not None and held[0] is spikes:
         return held[1]
     arr = np.asarray(spikes)
     if arr.shape != (dec.T, dec.N):
-        raise DynconfError(f"spikes must have shape ({dec.T}, {dec.N}), got {arr.shape}")
+        raise DynconfError(f"{role} must have shape ({dec.T}, {dec.N}), got {arr.shape}")
     cum = np.cumsum(arr, axis=0, dtype=np.float64)
-    dec.cache["spikes"] = (spikes, cum)  # holding spikes keeps the identity check valid
+    dec.cache[role] = (spikes, cum)  # holding the array keeps the identity check valid
     return cum
 
 
@@ -146,8 +154,10 @@ def summarize(
     threshold: float | None = None,
     spikes=None,
     neurons=None,
+    synops=None,
 ) -> PolicyResult:
-    """The metrics of exiting every sample at ``steps`` (1-based, [N])."""
+    """The metrics of exiting every sample at ``steps`` (1-based, [N]); ``spikes`` and
+    ``synops`` ([T, N] per step, optional) add what was spent up to the exits."""
     steps = check_steps(dec, steps)
     N, T = dec.N, dec.T
     correct = at_steps(dec, steps, dec.correct)
@@ -181,6 +191,11 @@ def summarize(
         if neurons:
             res.spikes_per_neuron_at_exit = spent / neurons
             res.spikes_per_neuron_full = full / neurons
+    if synops is not None:
+        cum = cumulative_spikes(dec, synops, "synops")
+        spent, full = float(at_steps(dec, steps, cum).mean()), float(cum[-1].mean())
+        res.synops_per_sample_at_exit, res.synops_per_sample_full = spent, full
+        res.synops_saving = 1.0 - spent / full if full > 0 else None
     return res
 
 

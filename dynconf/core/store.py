@@ -6,6 +6,11 @@ Every write holds the run's lock (dynconf/core/locking.py), so concurrent writer
 and first removes what earlier killed writers left behind (atomic.remove_stale_temps).
 The default folders (`default_runs_root`, `default_work_root`) are defined here once for the
 CLI, the app and the library.
+
+A writer whose arrays do not fit in memory (the streaming import) passes its own ``prepare``
+to save_run / add_split: it writes each stored array with NpyWriter into a temporary file
+beside the destination and returns that file's Path, which is then renamed into place like
+the arrays written here, so the atomic and locking rules are the same.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +119,7 @@ def load_run(run_dir: Path | str, check_values: bool = True, mmap: bool = True) 
     for split, n in meta["splits"].items():
         files = split_files(run_dir, meta, split)
         arrays = {role: read_npy(files[role], mmap=mmap) for role in roles}
-        for role in ("spikes", "ids"):
+        for role in ("spikes", "synops", "ids"):  # the optional arrays (format.OPTIONAL_ROLES)
             present = os.path.lexists(files[role])
             arrays[role] = read_npy(files[role], mmap=mmap) if present else None
         check_split_arrays(
@@ -199,6 +204,86 @@ def write_npy(path: Path, arr: np.ndarray) -> None:
     )
 
 
+# What prepare returns for a split: {role: array to write, or the Path of a finished .npy file
+# (fsynced, on the destination's filesystem, a temporary name) that the store renames into
+# place}. After a failure, the caller removes those still there (import_outputs does).
+Prepare = Callable[[str, Mapping, dict, str], Mapping[str, np.ndarray | Path]]
+
+
+class NpyWriter:
+    """A C-order .npy file of a known shape and dtype written in pieces at given positions,
+    with plain positioned writes (a memory map's written pages would count in the writer's
+    resident memory until the kernel writes them back): the file is created with its header
+    (exactly np.save's), written with write(start, values) and finished with close(), which
+    fsyncs it. abort() removes it. Failed writes raise DestinationError naming ``path``."""
+
+    def __init__(self, path: Path | str, shape, dtype):
+        self.path, self.dtype = Path(path), np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
+        try:
+            self.file = open(self.path, "xb")  # noqa: SIM115 (closed by close/abort)
+        except OSError as exc:
+            raise destination_error(self.path, exc) from exc
+        try:
+            np.lib.format.write_array_header_1_0(self.file, header)
+            self.file.flush()
+            self.offset = self.file.tell()
+            size = self.offset + int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+            os.ftruncate(self.file.fileno(), size)  # a sparse file of the final size
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise destination_error(self.path, exc) from exc
+            raise
+
+    def write(self, start: int, values: np.ndarray) -> None:
+        """Write ``values`` (any shape, converted to the file's dtype) as the flattened
+        elements start, start + 1, ... of the array."""
+        data = np.ascontiguousarray(values, dtype=self.dtype)
+        view, done = memoryview(data.reshape(-1).view(np.uint8)), 0
+        position = self.offset + int(start) * self.dtype.itemsize
+        try:
+            while done < len(view):
+                done += os.pwritev(self.file.fileno(), [view[done:]], position + done)
+        except OSError as exc:
+            self.abort()
+            raise destination_error(self.path, exc) from exc
+
+    def close(self) -> Path:
+        """Finish the file (fsynced); returns its path."""
+        try:
+            os.fsync(self.file.fileno())
+            self.file.close()
+        except OSError as exc:
+            self.abort()
+            raise destination_error(self.path, exc) from exc
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the file (never raises)."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
+def _place(target: Path, arr: np.ndarray | Path) -> None:
+    """Put a stored array at target (which must not exist): write it, or rename the file
+    that prepare wrote."""
+    if isinstance(arr, Path):
+        try:
+            os.rename(arr, target)
+        except OSError as exc:
+            raise destination_error(target, exc) from exc
+    else:
+        write_npy(target, arr)
+
+
 def is_run_dir(path: Path) -> bool:
     return (path / META_FILE).is_file()
 
@@ -219,6 +304,7 @@ def save_run(
     extra_meta: Mapping | None = None,
     extra_files: Mapping[str, Path | str] | None = None,
     overwrite: bool = False,
+    prepare: Prepare = prepare_split,
 ) -> Run:
     """Write a new run atomically and return it loaded.
 
@@ -231,7 +317,8 @@ def save_run(
     (default [T_max]) and for kappa = t. extra_files {file name: source path} are copied in
     (e.g. the checkpoint). The run is built in a hidden temporary directory beside run_dir
     and renamed into place; overwrite=True replaces an existing run (never a directory that
-    is not a run).
+    is not a run). prepare (default format.prepare_split) checks each split's arrays and
+    returns what is stored (see Prepare).
     """
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -303,7 +390,7 @@ def save_run(
     for split, arrays in splits.items():
         if not isinstance(arrays, Mapping):
             raise RunFormatError(f"split {split!r}: expected a mapping of arrays")
-        prepared[split] = prepare_split(split, arrays, meta, f"split '{split}'")
+        prepared[split] = prepare(split, arrays, meta, f"split '{split}'")
         meta["splits"][split] = int(prepared[split]["labels"].shape[0])
     meta["created"] = dict(meta.get("created") or make_created())
     if meta["created"].get("wall_time_s") is None:
@@ -323,7 +410,7 @@ def save_run(
             tmp.mkdir()
             for split, stored in prepared.items():
                 for role, arr in stored.items():
-                    write_npy(tmp / f"{split}.{role}.npy", arr)
+                    _place(tmp / f"{split}.{role}.npy", arr)
             for name, source in files.items():
                 _copy_fsynced(source, tmp / name)
             write_json_atomic(tmp / META_FILE, meta)
@@ -373,8 +460,10 @@ def add_split(
     labels: np.ndarray,
     spikes: np.ndarray | None = None,
     ids: np.ndarray | None = None,
+    synops: np.ndarray | None = None,
     *,
     overwrite: bool = False,
+    prepare: Prepare = prepare_split,
 ) -> Run:
     """Add a split to an existing run (same T_max and classes; stored like the run's others).
 
@@ -383,7 +472,7 @@ def add_split(
     (the split's name, or `<split>~<hex>` when that name holds the current files); then
     meta.json is switched atomically to the new stem; only then are the old files removed.
     At every instant the run loads with the old split or with the new one, whatever kills
-    the writer. Holds the run's lock throughout.
+    the writer. Holds the run's lock throughout. prepare: as for save_run.
     """
     run_dir = Path(run_dir)
     with run_lock(run_dir):
@@ -391,13 +480,15 @@ def add_split(
         run = load_run(run_dir, check_values=False)
         meta = json.loads(json.dumps(run.meta))  # private deep copy
         arrays = {"outputs": outputs, "labels": labels, "spikes": spikes, "ids": ids}
+        if synops is not None:  # (a format without the role refuses it as unexpected)
+            arrays["synops"] = synops
         shape = np.shape(outputs)
         if len(shape) == 3 and (shape[0] != run.T_max or shape[2] != run.K):
             raise RunFormatError(
                 f"{run_dir}: outputs have T={shape[0]}, K={shape[2]} but the run has "
                 f"T_max={run.T_max}, K={run.K}"
             )
-        stored = prepare_split(split, arrays, meta, f"split '{split}'")
+        stored = prepare(split, arrays, meta, f"split '{split}'")
         replacing = split in meta["splits"]
         if replacing and not overwrite:
             raise RunFormatError(f"{run_dir}: split '{split}' already exists")
@@ -410,9 +501,10 @@ def add_split(
         try:
             for role, arr in stored.items():
                 final = run_dir / f"{new_stem}.{role}.npy"
-                tmp = temp_name(final)
+                tmp = arr if isinstance(arr, Path) else temp_name(final)
                 written.append((tmp, final))
-                write_npy(tmp, arr)
+                if not isinstance(arr, Path):
+                    write_npy(tmp, arr)
             for tmp, final in written:
                 os.replace(tmp, final)
             fsync_dir(run_dir)

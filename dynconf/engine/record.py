@@ -16,11 +16,22 @@ the interruption is refused, never spliced in), and the run itself appears only 
 split is complete, written atomically by ``dynconf.core.store.save_run``. What was recorded
 and how (framework and version, step mode, readout, encoder, seed, T, which neuron modules
 were counted as hidden) goes into the run's meta under ``recording``.
+
+Synaptic operations per step and sample (``synops``, engine/synops.py) are counted with
+forward pre-hooks on the network's Linear/Conv layers, where the framework has neuron modules
+(SpikingJelly, snnTorch; not a step/reset callable).
+
+Under torchrun (``torchrun --nproc_per_node P -m dynconf record ...``, or a user's own script
+calling record_run in P processes), the batches are shared among the processes
+(engine/distributed.py): rank r records its block of each split's batches (every r-th batch
+when the batches have no length), rank 0 merges them into the run a single process would
+write, and every rank returns that run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 import time
@@ -33,6 +44,13 @@ import numpy as np
 from dynconf.core.atomic import atomic_write
 from dynconf.core.format import SPLIT_NAME, Run
 from dynconf.core.provenance import code_version, now_utc
+from dynconf.engine.distributed import (
+    current_world,
+    ensure_group,
+    shard,
+    shards_of,
+    wait_for_parts,
+)
 from dynconf.engine.frameworks import Frames, make_adapter, poisson_seed
 from dynconf.engine.frameworks.encoders import check_encoder
 from dynconf.engine.partial import claim
@@ -54,6 +72,7 @@ def record_run(
     model_name: str | None = None,
     count_spikes: bool = True,
     *,
+    count_synops: bool = True,
     readout=None,
     step_mode: str | None = None,
     seed: int = 0,
@@ -78,6 +97,8 @@ def record_run(
     count_spikes: count hidden spikes with forward hooks on the neuron modules (the output
         layer, if it is a neuron module, is not hidden); the run then has ``spikes`` and the
         meta ``neurons``.
+    count_synops: count synaptic operations per step and sample (engine/synops.py) on the
+        Linear/Conv layers; the run then has ``synops`` (SpikingJelly and snnTorch only).
     readout: snnTorch: ``"membrane"``, ``"spikes"`` or ``"output"``; any framework: a
         callable turning the model's return value into class scores ``[B, K]``.
     step_mode: SpikingJelly ``"s"`` or ``"m"`` when the neuron modules do not say it.
@@ -107,15 +128,27 @@ def record_run(
         raise DataError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
 
     adapter = make_adapter(
-        model, framework, step_mode=step_mode, readout=readout, count_spikes=count_spikes
+        model,
+        framework,
+        step_mode=step_mode,
+        readout=readout,
+        count_spikes=count_spikes,
+        count_synops=count_synops,
     )
     device = adapter.device
+    world = ensure_group(current_world(), device)
     was_training = getattr(model, "training", None)
     if callable(getattr(model, "eval", None)):
         model.eval()
     work = out.parent / f".{out.name}.partial"
     total = _total_batches(plan)
-    bar = tqdm(total=total, unit="batch", disable=not progress, file=sys.stderr, mininterval=2.0)
+    bar = tqdm(
+        total=total,
+        unit="batch",
+        disable=not (progress and world.main),
+        file=sys.stderr,
+        mininterval=2.0,
+    )
     counts: dict[str, int] = {}
     record_seconds = 0.0
     said = False
@@ -128,22 +161,32 @@ def record_run(
             "T": T,
             "seed": int(seed),
             "count_spikes": bool(count_spikes),
+            "count_synops": bool(count_synops),
             "splits": list(plan),
             "model": model_fingerprint(model),
         }
-        work.mkdir(parents=True, exist_ok=True)
-        claim(
-            work,
-            settings,
-            "recording with other settings (model weights, framework, encoder, T, seed or splits)",
+        what = (
+            "recording with other settings "
+            "(model weights, framework, encoder, T, seed, splits or what is counted)"
         )
+        if world.main:  # the first claim records the settings; the other ranks then check them
+            work.mkdir(parents=True, exist_ok=True)
+            claim(work, settings, what)
+        world.barrier()
+        if not world.main:
+            claim(work, settings, what)
         with torch.no_grad():
             for split_name, split_batches in plan.items():
                 bar.set_postfix_str(split_name)
                 counts[split_name] = 0
                 position = 0
+                owned = _owned_batches(split_batches, world)
                 for index, batch in enumerate(split_batches):
                     x, y, ids = _unpack(batch, split_name, index, position)
+                    position += len(y)
+                    counts[split_name] += 1
+                    if not owned(index):  # another rank records this one
+                        continue
                     part = work / f"{split_name}-{index:07d}.npz"
                     digest = batch_digest(x, y, ids)
                     if part.exists():  # resumed: recorded before an interruption
@@ -156,7 +199,7 @@ def record_run(
                             encoder,
                             seed=poisson_seed(seed, split_name, index),
                         )
-                        outputs, spikes = adapter.record_batch(frames)
+                        outputs, spikes, synops = adapter.record_batch(frames)
                         if classes is not None and outputs.shape[2] != len(classes):
                             raise _classes_error(classes, outputs.shape[2])
                         arrays = {
@@ -164,22 +207,30 @@ def record_run(
                             "labels": y,
                             "ids": ids,
                             "digest": np.array(digest),
+                            "rank": np.int64(world.rank),
                         }
                         if spikes is not None:
                             arrays["spikes"] = spikes.numpy()
+                        if synops is not None:
+                            arrays["synops"] = synops.numpy()
+                        if adapter.counter is not None:  # which layers counted (for a resume)
+                            layers = {
+                                "hidden": adapter.counter.hidden_layers(),
+                                "output": list(adapter.counter.output_layers or []),
+                            }
+                            arrays["layers"] = np.array(json.dumps(layers))
+                        arrays["seconds"] = np.float64(time.time() - t0)
                         atomic_write(part, lambda fh, a=arrays: np.savez(fh, **a))
-                        record_seconds += time.time() - t0
-                        if progress and not said:  # once the first batch showed the layers
+                        if progress and world.main and not said:  # the first batch showed them
                             bar.write(describe(adapter, encoder, T), file=sys.stderr)
                             said = True
-                    position += len(y)
-                    counts[split_name] += 1
                     bar.update(1)
                 if counts[split_name] == 0:
                     raise DataError(f"split '{split_name}': the batches yielded nothing")
     except BaseException:
-        if work.is_dir() and not any(work.glob("*.npz")):  # nothing finished to resume
-            shutil.rmtree(work, ignore_errors=True)
+        # (with several ranks the others may be writing there: the folder stays)
+        if world.size == 1 and work.is_dir() and not any(work.glob("*.npz")):
+            shutil.rmtree(work, ignore_errors=True)  # nothing finished to resume
         raise
     finally:
         bar.close()
@@ -187,21 +238,41 @@ def record_run(
         if was_training is not None and callable(getattr(model, "train", None)):
             model.train(was_training)
 
-    arrays = {s: _assemble(work, s, counts[s]) for s in plan}
+    world.barrier()  # every rank's batches are written
+    if not world.main:
+        world.barrier()  # rank 0 has merged them into the run
+        world.close()
+        from dynconf.core.store import load_run
+
+        return load_run(out)
+    wait_for_parts([work / f"{s}-{i:07d}.npz" for s in plan for i in range(counts[s])], work)
+    arrays, layers, shards = {}, {}, {}
+    for s in plan:
+        arrays[s], found, shards[s], seconds = _assemble(work, s, counts[s])
+        layers = layers or found
+        record_seconds += seconds
     K = _check_classes(arrays)
     if classes is not None and len(classes) != K:
         raise _classes_error(classes, K)
     info = adapter.describe()
     info.update(encoder=encoder, seed=int(seed), T=T, device=str(device))
     info["torch_version"] = torch.__version__
-    hidden = adapter.counter.hidden_layers() if adapter.counter is not None else {}
+    hidden = {}
     if adapter.counter is not None:
+        # What this process's counter saw, else (every batch of rank 0 resumed) the batches'
+        seen = adapter.counter.output_layers is not None
+        hidden = adapter.counter.hidden_layers() if seen else dict(layers.get("hidden", {}))
         info["spike_layers"] = hidden
-        info["output_layers"] = list(adapter.counter.output_layers or [])
-    info["spikes"] = "recorded" if all("spikes" in a for a in arrays.values()) else "not recorded"
-    if info["spikes"] == "not recorded":
-        for a in arrays.values():
-            a.pop("spikes", None)
+        output = adapter.counter.output_layers if seen else layers.get("output")
+        info["output_layers"] = list(output or [])
+    for role in ("spikes", "synops"):
+        recorded = all(role in a for a in arrays.values())
+        info[role] = "recorded" if recorded else "not recorded"
+        if not recorded:
+            for a in arrays.values():
+                a.pop(role, None)
+    if adapter.synops is not None:
+        info["synops_layers"] = sorted(adapter.synops.counted)
     hidden_neurons = neurons if neurons is not None else (sum(hidden.values()) or None)
     label = adapter.label
     meta: dict[str, Any] = {
@@ -218,8 +289,11 @@ def record_run(
             "code_version": code_version(),
             "date": now_utc(),
             "wall_time_s": round(time.time() - started, 1),
+            # compute time of every batch, all ranks together (resumed batches included)
             "recording_seconds": round(record_seconds, 1),
             "device": str(device),
+            "world_size": world.size,
+            "shards": shards,  # {split: [{"rank": r, "samples": [start, stop]}, ...]}
         },
         **dict(extra_meta or {}),
     }
@@ -227,6 +301,8 @@ def record_run(
         meta["neurons"] = int(hidden_neurons)
     run = save_run(out, meta, arrays, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
+    world.barrier()
+    world.close()
     return run
 
 
@@ -242,6 +318,8 @@ def describe(adapter, encoder: str, T: int) -> str:
         text += f" ({sum(hidden.values())} neurons)"
         if counter.output_layers:
             text += f", output layer {', '.join(counter.output_layers)} not counted"
+    if adapter.synops is not None:
+        text += f", synaptic operations counted on {len(adapter.synops.counted)} layer(s)"
     text += f"; readout {adapter.readout_name()}; encoder {encoder}; T = {T}"
     return text
 
@@ -331,8 +409,21 @@ def _check_resumed(part: Path, digest: str, split: str, index: int, work: Path) 
         )
 
 
-def _assemble(work: Path, split: str, n_batches: int) -> dict[str, np.ndarray]:
-    """One split's arrays from its first ``n_batches`` parts (in order; never a leftover)."""
+def _owned_batches(split_batches, world):
+    """``owned(index)``: whether this rank records batch ``index`` (all of them in one
+    process): a contiguous block when the batches have a length, else every size-th one."""
+    if world.size == 1:
+        return lambda index: True
+    try:
+        block = shard(len(split_batches), world)
+    except TypeError:  # a generator: no length known in advance
+        return lambda index: index % world.size == world.rank
+    return lambda index: index in block
+
+
+def _assemble(work: Path, split: str, n_batches: int):
+    """One split's arrays from its first ``n_batches`` parts (in order; never a leftover),
+    with the counted layers, which rank made which samples, and the batches' seconds."""
     loaded = []
     for index in range(n_batches):
         with np.load(work / f"{split}-{index:07d}.npz", allow_pickle=False) as f:
@@ -349,7 +440,13 @@ def _assemble(work: Path, split: str, n_batches: int) -> dict[str, np.ndarray]:
         spikes = np.concatenate([p["spikes"] for p in loaded], axis=1)
         exact = spikes.size == 0 or spikes.max() < EXACT_FLOAT32
         arrays["spikes"] = spikes.astype(np.float32 if exact else np.float64)
-    return arrays
+    if all("synops" in p for p in loaded):
+        arrays["synops"] = np.concatenate([p["synops"] for p in loaded], axis=1).astype(np.int64)
+    layers = next((json.loads(str(p["layers"])) for p in loaded if "layers" in p), {})
+    ranks = [int(p["rank"]) if "rank" in p else 0 for p in loaded]
+    shards = shards_of(ranks, [len(p["labels"]) for p in loaded])
+    seconds = sum(float(p["seconds"]) if "seconds" in p else 0.0 for p in loaded)
+    return arrays, layers, shards, seconds
 
 
 def _check_classes(arrays: Mapping[str, Mapping[str, np.ndarray]]) -> int:

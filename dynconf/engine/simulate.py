@@ -10,6 +10,13 @@ run (``.NAME.partial``) as soon as they are done, so a killed simulation resumes
 stopped when the same command is run again. Only when every split is complete is the run
 written, atomically, in the run format of ``dynconf.core.store``; the work folder is then
 removed. A progress file (``progress_file``) lets another process (the dashboard) follow.
+
+Started by torchrun (``torchrun --nproc_per_node P -m dynconf simulate ...``), the P processes
+share the batches of every split (engine/distributed.py): each writes its own into the work
+folder, and rank 0 merges them into the same run a single process would write, recording
+``world_size`` and which rank simulated which samples (``created.shards``) in its meta.
+Besides the outputs and spikes, every split holds the synaptic operations per step and
+sample (``synops``, definition in engine/synops.py).
 """
 
 from __future__ import annotations
@@ -33,7 +40,14 @@ from dynconf.engine.checkpoint import (
     training_commands,
 )
 from dynconf.engine.config import SimulateConfig
-from dynconf.engine.device import pick_device, set_threads
+from dynconf.engine.device import set_threads
+from dynconf.engine.distributed import (
+    join,
+    shard,
+    shards_of,
+    threads_per_process,
+    wait_for_parts,
+)
 from dynconf.engine.partial import claim
 from dynconf.errors import DataError
 
@@ -70,54 +84,61 @@ def simulate_checkpoint(
     if out.exists() and not config.overwrite:
         raise DataError(f"{out} already exists (pass --overwrite to replace it)")
     splits = list(config.splits)
-    set_threads(config.threads)
-    device = pick_device(config.device)
+    world, device = join(config.device)
+    set_threads(threads_per_process(config.threads, world))
     ckpt = load_checkpoint(config.checkpoint)
     trained = ckpt["config"]
     data = load_checkpoint_data(trained, config.dataset, config.data_root, splits)
 
-    ann = model_from_checkpoint(ckpt)
+    ann = model_from_checkpoint(ckpt).to(device)
     snn = SpikingNetwork(ann).to(device)
     work = out.parent / f".{out.name}.partial"
-    work.mkdir(parents=True, exist_ok=True)
     plan = {s: subset(len(data.splits[s]), config.limit) for s in splits}
-    _claim_work_folder(work, config, plan)
-    total = sum(len(p) for p in plan.values())
-    progress_path = Path(config.progress_file) if config.progress_file else None
+    if world.main:  # the first claim records the settings; the other ranks then check them
+        work.mkdir(parents=True, exist_ok=True)
+        _claim_work_folder(work, config, plan)
+    world.barrier()
+    if not world.main:
+        _claim_work_folder(work, config, plan)
+    # Whole batches per rank (the same batches as one process makes), a block of each split.
+    starts = {s: list(range(0, len(plan[s]), config.batch_size)) for s in splits}
+    mine = {s: [starts[s][i] for i in shard(len(starts[s]), world)] for s in splits}
+    total = sum(len(plan[s][b : b + config.batch_size]) for s in splits for b in mine[s])
+    progress_path = Path(config.progress_file) if config.progress_file and world.main else None
     done = 0
-    sim_seconds = 0.0
-    bar = tqdm(total=total, unit="img", disable=not progress, file=sys.stderr, mininterval=2.0)
-    ann_correct = {}
+    bar = tqdm(
+        total=total,
+        unit="img",
+        disable=not (progress and world.main),
+        file=sys.stderr,
+        mininterval=2.0,
+    )
     for split_name in splits:
         split, positions = data.splits[split_name], plan[split_name]
-        ann_correct[split_name] = 0
-        for start in range(0, len(positions), config.batch_size):
+        for start in mine[split_name]:
             part = work / f"{split_name}-{start:07d}.npz"
             pos = positions[start : start + config.batch_size]
-            if part.exists():  # resumed: this batch was finished before a kill
-                with np.load(part, allow_pickle=False) as f:
-                    ann_correct[split_name] += int(f["ann_correct"])
-            else:
+            if not part.exists():  # else resumed: this batch was finished before a kill
                 t0 = time.time()
                 x, y = split.load(pos)
                 x = x.to(device)
                 with torch.no_grad():
-                    ann_pred = ann.to(device)(x).argmax(1).cpu()
+                    ann_pred = ann(x).argmax(1).cpu()
                 result = simulate(snn, x, config.T, chunk=config.chunk)
-                correct = int((ann_pred == y).sum())
-                ann_correct[split_name] += correct
                 arrays = dict(
                     outputs=result.outputs.astype(np.float32),
                     spikes=result.spikes.astype(np.float32),
+                    synops=result.synops.astype(np.int64),
                     labels=y.numpy(),
                     ids=split.ids[pos],
-                    ann_correct=np.int64(correct),
+                    ann_correct=np.int64(int((ann_pred == y).sum())),
+                    rank=np.int64(world.rank),
+                    seconds=np.float64(time.time() - t0),
                 )
                 atomic_write(part, lambda fh, arrays=arrays: np.savez(fh, **arrays))
-                sim_seconds += time.time() - t0
             done += len(pos)
             bar.update(len(pos))
-            if progress_path is not None:
+            if progress_path is not None:  # rank 0's share of the work, with several ranks
                 rate = bar.format_dict.get("rate") or 0
                 report = {
                     "done": done,
@@ -128,21 +149,34 @@ def simulate_checkpoint(
                 }
                 write_json_atomic(progress_path, report, indent=None)
     bar.close()
+    world.barrier()  # every rank's batches are written
+    if not world.main:
+        world.barrier()  # rank 0 has merged them into the run
+        world.close()
+        return {"run": str(out), "rank": world.rank, "world_size": world.size}
 
-    arrays, ann_accuracy, snn_by_T = {}, {}, {}
+    parts = {s: [work / f"{s}-{b:07d}.npz" for b in starts[s]] for s in splits}
+    wait_for_parts([p for s in splits for p in parts[s]], work)
+    arrays, ann_accuracy, snn_by_T, shards = {}, {}, {}, {}
+    sim_seconds = 0.0
     for split_name in splits:
-        parts = sorted(work.glob(f"{split_name}-*.npz"))
-        loaded = [np.load(p, allow_pickle=False) for p in parts]
+        loaded = [np.load(p, allow_pickle=False) for p in parts[split_name]]
         arrays[split_name] = {
             "outputs": np.concatenate([f["outputs"] for f in loaded], axis=1),
             "labels": np.concatenate([f["labels"] for f in loaded]).astype(np.int64),
             "spikes": np.concatenate([f["spikes"] for f in loaded], axis=1),
             "ids": np.concatenate([f["ids"] for f in loaded]).astype(np.int64),
         }
+        if all("synops" in f.files for f in loaded):  # (batches of older versions have none)
+            arrays[split_name]["synops"] = np.concatenate([f["synops"] for f in loaded], axis=1)
+        correct_ann = sum(int(f["ann_correct"]) for f in loaded)
+        ranks = [int(f["rank"]) if "rank" in f.files else 0 for f in loaded]
+        sim_seconds += sum(float(f["seconds"]) if "seconds" in f.files else 0.0 for f in loaded)
+        shards[split_name] = shards_of(ranks, [len(f["labels"]) for f in loaded])
         for f in loaded:
             f.close()
         n = len(arrays[split_name]["labels"])
-        ann_accuracy[split_name] = ann_correct[split_name] / n
+        ann_accuracy[split_name] = correct_ann / n
         cumulative = np.cumsum(arrays[split_name]["outputs"], axis=0, dtype=np.float64)
         correct = cumulative.argmax(2) == arrays[split_name]["labels"][None]
         snn_by_T[split_name] = {
@@ -172,9 +206,12 @@ def simulate_checkpoint(
             "code_version": code_version(),
             "date": now_utc(),
             "wall_time_s": round(time.time() - started, 1),
+            # compute time of every batch, all ranks together (resumed batches included)
             "simulation_seconds": round(sim_seconds, 1),
             "device": str(device),
             "limit": config.limit,
+            "world_size": world.size,
+            "shards": shards,  # {split: [{"rank": r, "samples": [start, stop]}, ...]}
         },
     }
     if config.copy_checkpoint:
@@ -190,6 +227,8 @@ def simulate_checkpoint(
             extra_files={"model.pt": Path(config.checkpoint)} if config.copy_checkpoint else None,
         )
         shutil.rmtree(work, ignore_errors=True)
+    world.barrier()
+    world.close()
     if progress_path is not None:
         report = {"done": total, "total": total, "eta_s": 0, "state": "complete", "run": str(out)}
         write_json_atomic(progress_path, report, indent=None)
@@ -200,6 +239,7 @@ def simulate_checkpoint(
         "ann_accuracy": ann_accuracy,
         "snn_accuracy_by_T": snn_by_T,
         "wall_time_s": meta["created"]["wall_time_s"],
+        "world_size": world.size,
     }
 
 

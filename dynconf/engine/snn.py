@@ -24,6 +24,11 @@ Two ways to run the same network, which give the same outputs (tests check it):
   step the confidence of every active sample is decoded and the samples that pass the
   threshold leave the batch (their membrane state is dropped), so fewer samples cost less
   compute and latency savings become wall-clock savings.
+
+Both count synaptic operations too (dynconf/engine/synops.py has the exact definition: each
+spike entering a conv or linear layer costs its fan-out; the analog image entering the first
+layer is not counted): ``simulate`` per step and sample, ``simulate_early_exit`` in total, for
+the samples while they run.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import torch
 from torch import nn
 
 from dynconf.engine.models.qcfs import QCFS
+from dynconf.engine.synops import SynopsCounter
 
 
 @contextlib.contextmanager
@@ -139,6 +145,7 @@ class IFNeurons(nn.Module):
 class SimulationResult:
     outputs: np.ndarray  # [T, N, K] per-step output of the last layer (not accumulated)
     spikes: np.ndarray  # [T, N] hidden spikes emitted at each step by each sample
+    synops: np.ndarray | None = None  # [T, N] int64 synaptic operations at each step
 
 
 @dataclass
@@ -147,6 +154,7 @@ class EarlyExitResult:
     predictions: np.ndarray  # [N]
     steps_run: int  # network steps executed (batch refills make this less than N * T_max)
     sample_steps: int  # sum over steps of the active batch size: the compute actually spent
+    synops: int | None = None  # synaptic operations of every sample up to its exit, in total
 
 
 class SpikingNetwork(nn.Module):
@@ -161,6 +169,8 @@ class SpikingNetwork(nn.Module):
         if not self.layers:
             raise ValueError("the network has no QCFS layer to convert into IF neurons")
         self.neurons: int | None = None  # hidden IF neurons per sample, known after a forward
+        self.synops = SynopsCounter(self.net, self.layers)
+        self.last_synops: torch.Tensor | None = None  # [steps, B] int64 of the last step()
 
     def _convert(self, module: nn.Module) -> None:
         for name, child in module.named_children():
@@ -187,15 +197,18 @@ class SpikingNetwork(nn.Module):
     def step(self, x: torch.Tensor, steps: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance every sample of ``x`` by ``steps`` time steps from the current state.
 
-        Returns per-step outputs ``[steps, B, K]`` and hidden spike counts ``[steps, B]``.
+        Returns per-step outputs ``[steps, B, K]`` and hidden spike counts ``[steps, B]``;
+        the synaptic operations of the call, int64 ``[steps, B]``, are left in ``last_synops``.
         """
         batch = x.shape[0]
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         for layer in self.layers:
             layer.steps, layer.batch = steps, batch
+        self.synops.begin(steps, batch)
         with exact_float32():
             out = self.net(x)
+        self.last_synops = self.synops.take()
         if out.shape[0] == batch and steps > 1:  # no spiking layer on the path: constant output
             out = out.unsqueeze(0).expand(steps, *out.shape)
         out = out.reshape(steps, batch, *out.shape[1:])
@@ -214,16 +227,19 @@ def simulate(snn: SpikingNetwork, x: torch.Tensor, T: int, chunk: int = 4) -> Si
     (benchmarks/bench_snn.py measures it).
     """
     snn.reset()
-    outputs, spikes = [], []
+    outputs, spikes, synops = [], [], []
     done = 0
     while done < T:
         steps = min(chunk, T - done)
         out, counts = snn.step(x, steps)
         outputs.append(out.float().cpu())
         spikes.append(counts.cpu())
+        synops.append(snn.last_synops.cpu())
         done += steps
     snn.reset()
-    return SimulationResult(torch.cat(outputs).numpy(), torch.cat(spikes).numpy())
+    return SimulationResult(
+        torch.cat(outputs).numpy(), torch.cat(spikes).numpy(), torch.cat(synops).numpy()
+    )
 
 
 @torch.no_grad()
@@ -270,11 +286,12 @@ def simulate_early_exit(
     age = np.zeros(batch_size, dtype=np.int64)  # steps each row has run
     total = None
     next_image = batch_size
-    sample_steps = steps_run = 0
+    sample_steps = steps_run = synops = 0
     while len(active):
         out, _ = snn.step(x, 1)
         steps_run += 1
         sample_steps += len(active)
+        synops += int(snn.last_synops.sum())  # every row holds a running sample
         age += 1
         z = out[0].double().cpu().numpy()  # the policy's bookkeeping runs on the CPU
         total = z.copy() if total is None else total + z
@@ -304,4 +321,4 @@ def simulate_early_exit(
                 keep_rows = torch.from_numpy(stay).to(x.device)
                 active, x, total, age = active[stay], x[keep_rows], total[stay], age[stay]
     snn.reset()
-    return EarlyExitResult(exit_steps, predictions, steps_run, sample_steps)
+    return EarlyExitResult(exit_steps, predictions, steps_run, sample_steps, synops)

@@ -21,14 +21,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
+
 from dynconf.core import metrics
 from dynconf.core.atomic import write_bytes_atomic
 from dynconf.core.decoders import decode
 from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
 from dynconf.errors import DynconfError
 from dynconf.report import figures
-from dynconf.report.latex import decoder_text, run_table
-from dynconf.report.style import EXPORT_HEIGHT, EXPORT_WIDTH, Chart
+from dynconf.report.latex import run_table
+from dynconf.report.layout import fit, scale_traces
+from dynconf.report.presets import DEFAULT_PRESET, Preset, get_preset
+from dynconf.report.style import Chart
 
 FORMATS = ("png", "svg", "pdf")
 MIME = {
@@ -60,13 +64,35 @@ def _kaleido():
     return kaleido
 
 
-def figure_bytes(fig: Any, fmt: str, width: int = EXPORT_WIDTH, height: int | None = None) -> bytes:
-    """Render a Plotly figure to PNG, SVG or PDF bytes."""
+def export_figure(fig: Any, preset: str | Preset = DEFAULT_PRESET) -> go.Figure:
+    """The figure as ``preset`` prints it: its size, fonts, line weights, margins and legend
+    rows (dynconf/report/layout.py), no title for paper presets. The app's download buttons
+    and the figure pack (CLI ``export`` and the app's ZIP) both draw through this one
+    function, so the same chart gives the same figure everywhere."""
+    p = get_preset(preset)
+    spec = fig.to_dict()
+    traces, lay = spec.setdefault("data", []), spec.setdefault("layout", {})
+    for t in traces:  # names wrapped for another width are re-wrapped for this one
+        if isinstance(t.get("name"), str):
+            t["name"] = t["name"].replace("<br>", " ")
+    fit(traces, lay, p, width=p.width_px)
+    scale_traces(traces, p.weight)
+    return go.Figure(spec)
+
+
+def figure_bytes(fig: Any, fmt: str, preset: str | Preset = DEFAULT_PRESET) -> bytes:
+    """Render a Plotly figure to PNG, SVG or PDF bytes as ``preset`` prints it (a PDF page is
+    the preset's width in inches; a PNG has the preset's dpi)."""
     if fmt not in FORMATS:
         raise DynconfError(f"unknown image format {fmt!r}; choose from {', '.join(FORMATS)}")
-    height = height or fig.layout.height or EXPORT_HEIGHT
-    # PNG at twice the size reads sharply on slides; vector formats do not need it.
-    opts = {"format": fmt, "width": width, "height": height, "scale": 2 if fmt == "png" else 1}
+    p = get_preset(preset)
+    out_fig = export_figure(fig, p)
+    opts = {
+        "format": fmt,
+        "width": out_fig.layout.width,
+        "height": out_fig.layout.height,
+        "scale": p.png_scale if fmt == "png" else 1,
+    }
     with _KALEIDO_LOCK:
         kaleido = _kaleido()
         try:
@@ -74,7 +100,7 @@ def figure_bytes(fig: Any, fmt: str, width: int = EXPORT_WIDTH, height: int | No
         except ImportError:  # pragma: no cover - older kaleido 1.x layouts
             ChromeNotFoundError = RuntimeError  # noqa: N806
         try:
-            out = kaleido.calc_fig_sync(fig.to_dict(), opts=opts)
+            out = kaleido.calc_fig_sync(out_fig.to_dict(), opts=opts)
         except ChromeNotFoundError as exc:
             raise DynconfError(
                 "static export needs Chromium (Debian: apt-get install chromium)"
@@ -82,6 +108,38 @@ def figure_bytes(fig: Any, fmt: str, width: int = EXPORT_WIDTH, height: int | No
     if isinstance(out, BaseException):  # the sync server hands exceptions back as values
         raise DynconfError(f"image export failed: {out}")
     return bytes(out)
+
+
+def evaluate_view(
+    run: Any,
+    split: str,
+    threshold: float,
+    decoder: str = "paper",
+    kappa: float | None = None,
+) -> tuple[Any, Any]:
+    """(Decoded, PolicyResult) of one run, split, decoder and threshold: what the figure
+    pack reports and the app's LaTeX button writes (one computation for both)."""
+    if split not in run.split_names:
+        raise DynconfError(
+            f"run {run.name} has no split {split!r} (it has {', '.join(run.split_names)})"
+        )
+    sp = run.split(split)
+    dec = decode(sp, decoder=decoder, kappa=kappa)
+    neurons = run.meta.get("neurons")
+    return dec, metrics.evaluate(dec, threshold=threshold, spikes=sp.spikes, neurons=neurons)
+
+
+def table_tex(
+    run: Any,
+    split: str,
+    threshold: float,
+    decoder: str = "paper",
+    kappa: float | None = None,
+) -> str:
+    """The pack's metrics.tex for one view, as the app's "LaTeX table" button writes it."""
+    _, res = evaluate_view(run, split, threshold, decoder, kappa)
+    context = {"split": split, "decoder": decoder, "kappa": kappa, "threshold": threshold}
+    return run_table(run, res, context)
 
 
 def collect_charts(
@@ -105,33 +163,27 @@ def collect_charts(
             f"run {run.name} has no split {split!r} (it has {', '.join(run.split_names)})"
         )
     sp = run.split(split)
-    dec = decode(sp, decoder=decoder, kappa=kappa)
     selection = None
     if calibration is not None:
         if calibration not in run.split_names:
             raise DynconfError(f"run {run.name} has no calibration split {calibration!r}")
+        dec = decode(sp, decoder=decoder, kappa=kappa)
         cal_dec = decode(run.split(calibration), decoder=decoder, kappa=kappa)
         selection = metrics.select_threshold(cal_dec, dec, tolerance=tolerance)
     if threshold is None:
         threshold = selection.threshold if selection is not None else FALLBACK_THRESHOLD
-    neurons = run.meta.get("neurons")
-    res = metrics.evaluate(dec, threshold=threshold, spikes=sp.spikes, neurons=neurons)
+    dec, res = evaluate_view(run, split, threshold, decoder, kappa)
     base = metrics.baseline_curve(dec)
     sweep = metrics.sweep(dec)
     capped = metrics.capped_curve(dec, threshold)
     oracle = metrics.oracle_curve(dec, variant="first_correct", never_correct="cap")
     stays = metrics.oracle_curve(dec, variant="stays_correct", never_correct="cap")
-    where = f"{run.name}, {split}, {decoder_text(decoder, kappa, run.T_max)}"
+    # Titles name what a chart shows, never the run (an internal id): the caption of
+    # metrics.tex says which run, split, decoder and threshold. They are the app pages'
+    # titles, so a chart downloaded in the app is this very figure.
     charts = [
-        figures.accuracy_latency(
-            base,
-            res,
-            capped=capped,
-            oracle=oracle,
-            sweep=sweep,
-            title=f"Accuracy vs mean latency ({where})",
-        ),
-        figures.exit_histogram(res, run.T_max, title=f"Exit steps at C = {threshold:.4g}"),
+        figures.accuracy_latency(base, res, capped=capped, oracle=oracle, sweep=sweep),
+        figures.exit_histogram(res, run.T_max),
         figures.exit_scatter(res, sp.labels, sp.ids, run.classes),
         figures.threshold_response(sweep, res),
         figures.oracle_bound(
@@ -145,20 +197,17 @@ def collect_charts(
             },
             policy=capped,
             current=res,
-            title=f"Upper bound of dynamic exit ({run.name}, {split})",
         ),
     ]
     if selection is not None:
         charts.append(
             figures.pareto_selection(
-                selection,
-                baseline_accuracy=selection.calibration.baseline_accuracy,
-                title=f"Threshold selection on {calibration} (tolerance {100 * tolerance:.2g} pp)",
+                selection, baseline_accuracy=selection.calibration.baseline_accuracy
             )
         )
     if calibration is not None:
         charts.append(
-            _policy_chart(run, calibration, split, decoder, kappa, tolerance, base, stays, where)
+            _policy_chart(run, calibration, split, decoder, kappa, tolerance, base, stays)
         )
     by_t = figures.accuracy_by_T(run.meta, split)
     if by_t is not None:
@@ -175,9 +224,7 @@ def collect_charts(
     return charts, res, context
 
 
-def _policy_chart(
-    run, calibration, split, decoder, kappa, tolerance, baseline, oracle, where
-) -> Chart:
+def _policy_chart(run, calibration, split, decoder, kappa, tolerance, baseline, oracle) -> Chart:
     """Every registered policy fitted on ``calibration`` (as the Policies page and
     ``dynconf policies`` fit them), its front on ``split`` and its chosen point."""
     cal_fn, test_fn = split_decoder(run.split(calibration)), split_decoder(run.split(split))
@@ -192,12 +239,7 @@ def _policy_chart(
         kappa=kappa,
     )
     fronts = policy_fronts(comparison, cal_fn, test_fn)
-    return figures.policy_fronts(
-        baseline,
-        fronts,
-        oracle=oracle,
-        title=f"Exit policy fronts ({where})",
-    )
+    return figures.policy_fronts(baseline, fronts, oracle=oracle)
 
 
 def pack_files(
@@ -206,15 +248,20 @@ def pack_files(
     result: Any,
     context: dict[str, Any],
     formats: Iterable[str] = FORMATS,
+    preset: str | Preset = DEFAULT_PRESET,
 ) -> dict[str, bytes]:
     """File name -> contents for every chart (images + CSV), the LaTeX table and metrics."""
+    p = get_preset(preset)
     files: dict[str, bytes] = {}
     for chart in charts:
         for fmt in formats:
-            files[f"{chart.key}.{fmt}"] = figure_bytes(chart.figure, fmt)
+            files[f"{chart.key}.{fmt}"] = figure_bytes(chart.figure, fmt, p)
         files[f"{chart.key}.csv"] = chart.csv()
     files["metrics.tex"] = run_table(run, result, context).encode()
-    summary = {"context": context, "metrics": result.to_dict(per_sample=False)}
+    summary = {
+        "context": {**context, "preset": p.name},
+        "metrics": result.to_dict(per_sample=False),
+    }
     files["metrics.json"] = (json.dumps(summary, indent=2) + "\n").encode()
     return files
 

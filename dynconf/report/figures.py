@@ -8,23 +8,30 @@ chart family (plane, exits, thresholds, samples, overview); the look in style.py
 shared traces in traces.py. No Streamlit here: the CLI uses this headless.
 """
 
+from dynconf.report.classes import class_accuracy, class_latency, confusion_matrix
 from dynconf.report.exits import exit_histogram, exit_scatter
 from dynconf.report.overview import accuracy_by_T
 from dynconf.report.plane import (
     accuracy_latency,
     compare,
+    compare_label,
     oracle_bound,
     policy_fronts,
 )
 from dynconf.report.samples import sample_confidence, sample_image, sample_probabilities
 from dynconf.report.style import Chart
 from dynconf.report.thresholds import pareto_selection, threshold_response
+from dynconf.report.timeline import timeline_confidence, timeline_grid, timeline_histogram
 
 __all__ = [
     "Chart",
     "accuracy_by_T",
     "accuracy_latency",
+    "class_accuracy",
+    "class_latency",
     "compare",
+    "compare_label",
+    "confusion_matrix",
     "exit_histogram",
     "exit_scatter",
     "oracle_bound",
@@ -34,4 +41,7 @@ __all__ = [
     "sample_image",
     "sample_probabilities",
     "threshold_response",
+    "timeline_confidence",
+    "timeline_grid",
+    "timeline_histogram",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dynconf.core.decoders import kappa_label
 from dynconf.report.style import (
     COLORS,
     DASHES,
@@ -22,6 +23,7 @@ from dynconf.report.style import (
     SERIES,
     Chart,
     FigureBuilder,
+    c_text,
     frame,
     percent,
     plotly_text,
@@ -89,7 +91,7 @@ def accuracy_latency(
             )
         )
     if capped is not None:
-        fig.add_trace(capped_trace(capped, f"policy, capped (C = {current.threshold:.4g})"))
+        fig.add_trace(capped_trace(capped, f"policy, capped (C = {c_text(current.threshold)})"))
         frames.append(_curve_frame("policy_capped", capped))
     if oracle is not None:
         fig.add_trace(oracle_trace(oracle, "oracle (upper bound)"))
@@ -137,47 +139,79 @@ def oracle_bound(
         fig.add_trace(capped_trace(policy, "Dynamic Confidence (capped)"))
         frames.append(_curve_frame("policy_capped", policy))
     if current is not None:
-        fig.add_trace(current_point(current, f"current (C = {current.threshold:.4g})"))
+        fig.add_trace(current_point(current, f"current (C = {c_text(current.threshold)})"))
         frames.append(_current_frame(current))
     standard_layout(fig, title, "mean time steps", "accuracy (%)", legend_below=True)
     return Chart("oracle_bound", title, fig.build(), pd.concat(frames, ignore_index=True))
 
 
-def compare(entries: Sequence[Any], title: str = "Runs and decoders compared") -> Chart:
-    """Overlay of Pareto fronts (solid) and fixed-T baselines (dotted), one colour per entry.
+# Marker shapes of the compare overlay: with colour and dash they tell 10+ entries apart.
+COMPARE_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down",
+                   "pentagon", "star", "hexagon")  # fmt: skip
 
-    ``entries`` are ``dynconf.core.compare.CompareEntry`` (label, baseline, sweep).
+
+def compare_label(run: str, split: str, decoder: str, kappa: float | None, T_max: int) -> str:
+    """An entry's name on the compare chart: run, split, decoder and, for the decoders that
+    take one, its kappa ("cifar10/test · paper (kappa = T_max = 64)")."""
+    kap = kappa_label(decoder, kappa, T_max)
+    return f"{run}/{split} · {decoder}" + (f" ({kap})" if kap else "")
+
+
+def compare_style(i: int) -> dict[str, str]:
+    """Colour, dash and marker of entry ``i``: the colour cycles fastest, the dash after every
+    colour has been used, the marker with every entry, so no two of the first 40 match."""
+    colors = [c for c in SERIES if c != COLORS["baseline"]]
+    return {
+        "color": colors[i % len(colors)],
+        "dash": DASHES[(i // len(colors)) % len(DASHES)],
+        "symbol": COMPARE_SYMBOLS[i % len(COMPARE_SYMBOLS)],
+    }
+
+
+def compare(entries: Sequence[Any], title: str = "Runs and decoders compared") -> Chart:
+    """Overlay of Pareto fronts, one style (colour + dash + marker) per entry, against the
+    fixed-T baselines (black, one per distinct baseline: the decoders of one run share it).
+
+    ``entries`` are ``dynconf.core.compare.CompareEntry`` (label, baseline, sweep); a label
+    made by :func:`compare_label` names the decoder's kappa.
     """
     fig = FigureBuilder()
     frames = []
-    for i, e in enumerate(entries):
-        color = SERIES[i % len(SERIES)]
+    baselines: list[tuple[np.ndarray, list[str]]] = []
+    for e in entries:
         base = np.asarray(e.baseline, dtype=float)
-        fig.add_trace(
-            front_trace(
-                e.sweep,
-                name=f"{e.label}: Dynamic Confidence",
-                color=color,
-                legendgroup=e.label,
-                hover_name=e.label,
-            )
-        )
+        for arr, labels in baselines:
+            if arr.shape == base.shape and np.array_equal(arr, base):
+                labels.append(e.label)
+                break
+        else:
+            baselines.append((base, [e.label]))
+    for j, (base, labels) in enumerate(baselines):
+        run = labels[0].split(" · ")[0]
         fig.add_trace(
             baseline_trace(
                 base,
-                name=f"{e.label}: baseline",
-                color=color,
+                name=f"{run}: baseline (fixed T)" if len(baselines) > 1 else "baseline (fixed T)",
                 markers=False,
-                dash="dot",
-                legendgroup=e.label,
-                hover_name=f"{e.label} baseline",
+                dash=DASHES[j % len(DASHES)],
+                hover_name=f"{run} baseline",
+            )
+        )
+        frames.append(frame(f"{run} baseline", mean_latency=time_steps(len(base)), accuracy=base))
+    for i, e in enumerate(entries):
+        style = compare_style(i)
+        fig.add_trace(
+            front_trace(
+                e.sweep,
+                name=str(e.label),
+                color=style["color"],
+                dash=style["dash"],
+                symbol=style["symbol"],
+                hover_name=e.label,
             )
         )
         lat, acc, thr = front_points(e.sweep)
         frames.append(frame(f"{e.label} front", mean_latency=lat, accuracy=acc, threshold=thr))
-        frames.append(
-            frame(f"{e.label} baseline", mean_latency=time_steps(len(base)), accuracy=base)
-        )
     standard_layout(fig, title, *PLANE_AXES, legend_below=True)
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return Chart("compare", title, fig.build(), data)
@@ -213,9 +247,9 @@ def policy_fronts(
                 text=[plotly_text(p) for p in params],
                 name=f"{name}: front",
                 legendgroup=name,
-                mode="lines+markers",
+                showlegend=False,  # one legend entry per policy: its chosen point's marker
+                mode="lines",
                 line={"color": color, "width": 2},
-                marker={"size": 4},
                 hovertemplate=f"%{{text}}<br>{PLANE_HOVER}<extra>{plotly_text(name)}</extra>",
             )
         )
@@ -224,7 +258,7 @@ def policy_fronts(
             star(
                 chosen.mean_latency,
                 100.0 * chosen.accuracy,
-                f"{name}: chosen on calibration",
+                name,
                 f"{plotly_text(item.fit.description)}<br>{PLANE_HOVER}"
                 f"<extra>{plotly_text(name)} (chosen)</extra>",
                 color=color,
@@ -252,5 +286,15 @@ def policy_fronts(
                 params=[item.fit.description],
             )
         )
+    # Two key entries say what line and marker mean, instead of two entries per policy.
+    grey = "#777777"
+    fig.add_trace(
+        go.Scatter(x=[None], y=[None], mode="lines", line={"color": grey, "width": 2},
+                   name="line: its front on this split", hoverinfo="skip")
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=[None], y=[None], mode="markers", name="marker: chosen on calibration",
+                   marker={"color": grey, "size": 10, "symbol": "circle"}, hoverinfo="skip")
+    )  # fmt: skip
     standard_layout(fig, title, *PLANE_AXES, legend_below=True)
     return Chart("policy_fronts", title, fig.build(), pd.concat(frames, ignore_index=True))

@@ -125,6 +125,7 @@ def sample_image(image: np.ndarray, caption: str, title: str = "Input image") ->
     else:
         fig = FigureBuilder(go.Image(z=img))
     standard_layout(fig, f"{title}: {caption}", "", "")
+    fig.fit = False  # no axes: a layout of its own
     fig.update_layout(
         xaxis={"visible": False},
         yaxis={"visible": False},

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dynconf.report.layout import fit as fit_layout
+from dynconf.report.presets import DEFAULT_PRESET, get_preset
+
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {
     "black": "#000000",
@@ -57,12 +60,14 @@ SERIES = [
 ]
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 
-# Size used for static export; the app lets the figure stretch to the column width.
+# Size of the screen preset (dynconf/report/presets.py), the default of a static export;
+# the app lets the figure stretch to the column width.
 EXPORT_WIDTH = 760
 EXPORT_HEIGHT = 480
 
 # Charts with many series (the accuracy-latency planes) carry their legend under the x axis,
-# where it can never hide data; the others a one-row legend between title and plot.
+# where it can never hide data; the others a legend between title and plot. Only the side
+# matters: dynconf/report/layout.py places it in rows of its own from the font sizes.
 LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"}
 LEGEND_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "xanchor": "left"}
 # Axis titles of the accuracy-latency plane (explorer, selection, compare).
@@ -73,7 +78,7 @@ PLANE_AXES = ("mean latency (time steps)", "accuracy (%)")
 # slider move's server time.
 TEMPLATE = go.layout.Template(
     layout={
-        "font": {"family": "Arial, Helvetica, sans-serif", "size": 13, "color": "#2a3f5f"},
+        "font": {"family": "Arial, Helvetica, sans-serif", "size": 13, "color": "#000000"},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "xaxis": {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zeroline": False},
@@ -129,6 +134,9 @@ class FigureBuilder:
     def __init__(self, *traces: Any) -> None:
         self.traces: list[Any] = list(traces)
         self.layout: dict[str, Any] = {"template": TEMPLATE, "shapes": [], "annotations": []}
+        # Margins, legend place and height from the screen preset's fonts (layout.fit);
+        # a chart with a layout of its own (the input image) turns this off.
+        self.fit = True
 
     def add_trace(self, trace: Any) -> None:
         self.traces.append(trace)
@@ -210,6 +218,8 @@ class FigureBuilder:
         for trace in self.traces:
             if isinstance(trace.name, str):
                 trace.name = plotly_text(trace.name)
+        if self.fit:
+            fit_layout(self.traces, self.layout, get_preset(DEFAULT_PRESET))
         return go.Figure(data=self.traces, layout=self.layout)
 
 
@@ -221,23 +231,23 @@ def standard_layout(
     legend_below: bool = False,
     **extra: Any,
 ) -> FigureBuilder:
-    """Title, axis titles, legend place, margins and height shared by every chart."""
+    """Title, axis titles and legend side shared by every chart; margins, fonts and height
+    follow from the preset when the figure is built (dynconf/report/layout.py)."""
     fig.update_layout(
-        title={"text": title, "x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        title={"text": title},
         xaxis={"title": {"text": xaxis}},
         yaxis={"title": {"text": yaxis}},
         legend=LEGEND_BELOW if legend_below else LEGEND_TOP,
-        margin={
-            "l": 60,
-            "r": 20,
-            "t": 50 if legend_below else 85,
-            "b": 130 if legend_below else 55,
-        },
-        height=EXPORT_HEIGHT + (60 if legend_below else 0),
         hovermode="closest",
         **extra,
     )
     return fig
+
+
+def c_text(threshold: float) -> str:
+    """C in a legend entry: always four decimals (C is in [0, 1]), so the entry is as wide
+    for 0.5 as for 0.5251 and the legend does not reflow as the threshold moves."""
+    return f"{float(threshold):.4f}"
 
 
 def frame(series: str, **columns: Any) -> pd.DataFrame:

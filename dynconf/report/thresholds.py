@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 
 from dynconf.report.style import (
     COLORS,
-    OKABE_ITO,
     PLANE_AXES,
     Chart,
     FigureBuilder,
@@ -116,33 +115,34 @@ def pareto_selection(
     in_band = (thr >= lo) & (thr <= hi)
     title = title or "Threshold selection on the calibration split"
     fig = FigureBuilder()
+    # The robust band first, under everything: a wide translucent stroke along the sweep
+    # points whose C lies in the band (latency grows with C, so they form one stretch of
+    # the curve) -- a range, not hundreds of rings hiding the baseline and its label.
+    order = np.argsort(thr, kind="stable")
+    band_idx = order[in_band[order]]
     fig.add_trace(
         go.Scatter(
-            x=lat,
-            y=percent(acc),
-            customdata=thr,
+            x=lat[band_idx],
+            y=percent(acc[band_idx]),
+            customdata=thr[band_idx],
+            name=f"robust band C in [{lo:.4g}, {hi:.4g}]",
+            mode="lines",
+            line={"color": "rgba(240,228,66,0.75)", "width": 12},
+            hovertemplate="threshold %{customdata:.4f}<extra>band</extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=lat[order],
+            y=percent(acc[order]),
+            customdata=thr[order],
             name="sweep (calibration)",
-            mode="markers",
-            marker={"color": COLORS["sweep"], "size": 6, "opacity": 0.6},
+            mode="lines",
+            line={"color": COLORS["sweep"], "width": 1.5},
             hovertemplate=f"threshold %{{customdata:.4f}}<br>{PLANE_HOVER}<extra>sweep</extra>",
         )
     )
     fig.add_trace(front_trace(sw))
-    fig.add_trace(
-        go.Scatter(
-            x=lat[in_band],
-            y=percent(acc[in_band]),
-            customdata=thr[in_band],
-            name=f"robust band C in [{lo:.4g}, {hi:.4g}]",
-            mode="markers",
-            marker={
-                "color": "rgba(0,0,0,0)",
-                "size": 9,
-                "line": {"color": OKABE_ITO["black"], "width": 1},
-            },
-            hovertemplate="threshold %{customdata:.4f}<extra>band</extra>",
-        )
-    )
     cal, test = selection.calibration, selection.test
     fig.add_trace(current_point(cal, f"chosen (calibration): C = {selection.threshold:.4g}"))
     fig.add_trace(
@@ -154,11 +154,17 @@ def pareto_selection(
         )
     )
     if baseline_accuracy is not None:
-        fig.add_hline(
-            y=100.0 * baseline_accuracy,
-            line={"color": COLORS["baseline"], "dash": "dot"},
-            annotation_text="baseline at T_max (calibration)",
-            annotation_position="bottom right",
+        # A line across the plot named in the legend: a label on the plot would sit on the
+        # curves, which approach the baseline from below.
+        fig.add_trace(
+            go.Scatter(
+                x=[float(lat.min()), float(lat.max())],
+                y=[100.0 * baseline_accuracy] * 2,
+                name="baseline at T_max (calibration)",
+                mode="lines",
+                line={"color": COLORS["baseline"], "dash": "dot", "width": 1.5},
+                hovertemplate="baseline at T_max %{y:.2f} %<extra></extra>",
+            )
         )
     standard_layout(fig, title, *PLANE_AXES, legend_below=True)
     data = pd.concat(

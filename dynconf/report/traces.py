@@ -37,7 +37,9 @@ def baseline_trace(
     """Accuracy at fixed T against T (x = 1..T unless ``steps`` says which T)."""
     acc = np.asarray(accuracy, dtype=float)
     x = time_steps(len(acc)) if steps is None else np.asarray(steps)
-    line: dict[str, Any] = {"color": color, "width": 2 if markers else 1.5}
+    # Thin with small markers: the capped policy curve runs on top of it at small caps and
+    # must stay visible there.
+    line: dict[str, Any] = {"color": color, "width": 1.5}
     if dash:
         line["dash"] = dash
     return go.Scatter(
@@ -47,7 +49,7 @@ def baseline_trace(
         legendgroup=legendgroup,
         mode="lines+markers" if markers else "lines",
         line=line,
-        marker={"size": 5} if markers else None,
+        marker={"size": 4} if markers else None,
         hovertemplate=f"T = %{{x}}<br>accuracy %{{y:.2f}} %{_extra(hover_name)}",
     )
 
@@ -66,8 +68,12 @@ def front_trace(
     color: str = COLORS["front"],
     legendgroup: str | None = None,
     hover_name: str = "front",
+    dash: str = "solid",
+    symbol: str | None = None,
 ) -> go.Scatter:
-    """The sweep's Pareto front drawn as a line from fast to slow."""
+    """The sweep's Pareto front drawn as a line from fast to slow: a front holds hundreds of
+    points, as markers they would bury the curves under it. ``symbol`` marks a few points
+    (``marker.maxdisplayed``) so that overlaid fronts differ in more than colour."""
     lat, acc, thr = front_points(sweep)
     return go.Scatter(
         x=lat,
@@ -75,9 +81,9 @@ def front_trace(
         customdata=thr,
         name=name,
         legendgroup=legendgroup,
-        mode="lines+markers",
-        line={"color": color, "width": 2},
-        marker={"size": 5, "symbol": "diamond"},
+        mode="lines+markers" if symbol else "lines",
+        line={"color": color, "width": 2.5, "dash": dash},
+        marker={"symbol": symbol, "size": 7, "maxdisplayed": 8} if symbol else None,
         hovertemplate=f"threshold %{{customdata:.4f}}<br>{PLANE_HOVER}{_extra(hover_name)}",
     )
 
@@ -91,7 +97,7 @@ def capped_trace(curve: Any, name: str) -> go.Scatter:
         customdata=caps,
         name=name,
         mode="lines",
-        line={"color": COLORS["policy"], "width": 2, "dash": "dash"},
+        line={"color": COLORS["policy"], "width": 2.5, "dash": "dash"},
         hovertemplate=f"cap %{{customdata}}<br>{PLANE_HOVER}<extra>policy</extra>",
     )
 

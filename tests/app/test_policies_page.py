@@ -72,7 +72,7 @@ def test_page_draws_every_policys_front_and_chosen_point(env, library):
         np.testing.assert_allclose(values(line["x"]), lat)
         np.testing.assert_allclose(values(line["y"]), 100 * acc)
         assert len(line["text"]) == len(params)
-        point = drawn[f"{front.name}: chosen on calibration"]
+        point = drawn[front.name]  # the legend entry: its point chosen on calibration
         assert values(point["x"])[0] == pytest.approx(front.fit.test.mean_latency)
         assert values(point["y"])[0] == pytest.approx(100 * front.fit.test.accuracy)
     # The table and the chosen points are the same fits.

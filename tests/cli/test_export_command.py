@@ -65,6 +65,9 @@ def test_export_command_bad_input_is_one_line_exit_2(dashboard_runs, tmp_path):
     cases = [
         ("--formats", "gif"),
         ("--split", "nope"),
+        ("--threshold", "-2"),
+        ("--threshold", "1.5"),
+        ("--preset", "poster"),
     ]
     for extra in cases:
         proc = run_cli("export", str(dashboard_runs / "synth"), "--out", str(tmp_path), *extra)
@@ -89,7 +92,7 @@ def test_run_command_from_its_own_parser(dashboard_runs, tmp_path, synth):
     )  # fmt: skip
     result = export_command.run_command(args)
     assert set(result) == {
-        "out", "files", "charts", "run", "split", "decoder", "kappa", "threshold",
+        "out", "files", "charts", "preset", "run", "split", "decoder", "kappa", "threshold",
         "calibration", "tolerance", "metrics",
     }  # fmt: skip
     assert result["out"] == str(out) and result["split"] == "test"
@@ -102,3 +105,25 @@ def test_run_command_from_its_own_parser(dashboard_runs, tmp_path, synth):
     assert result["files"] == sorted(str(p) for p in out.iterdir())
     assert {f"{key}.svg" for key in result["charts"]} <= {p.name for p in out.iterdir()}
     assert json.dumps(result, allow_nan=False)  # the CLI prints it as JSON
+
+
+def test_export_preset_sets_the_page_size(dashboard_runs, tmp_path):
+    """`export --preset paper-1col`: 3.3 in wide PDFs without titles, recorded in metrics.json."""
+    out = tmp_path / "one-col"
+    proc = run_cli(
+        "export", str(dashboard_runs / "synth"), "--out", str(out), "--threshold", "0.6",
+        "--formats", "pdf", "--preset", "paper-1col", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["preset"] == "paper-1col"
+    info = subprocess.run(
+        ["pdfinfo", str(out / "exit_histogram.pdf")], capture_output=True, text=True, check=True
+    ).stdout
+    width = float(info.split("Page size:")[1].split()[0])
+    assert width == pytest.approx(3.3 * 72, abs=1)
+    text = subprocess.run(
+        ["pdftotext", str(out / "exit_histogram.pdf"), "-"], capture_output=True, text=True
+    ).stdout
+    assert "exit step" in text and "Exit steps" not in text  # axis title yes, chart title no
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["context"]["preset"] == "paper-1col"

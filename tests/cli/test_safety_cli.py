@@ -121,8 +121,10 @@ def test_non_finite_thresholds_are_refused(capsys, run_dir, value):
     for argv in ([f"--kappa={value}"], [f"--acc-slack={value}"]):
         code, _, err = run_main(capsys, "sweep", str(run_dir), *argv)
         assert code == 2 and "NaN and infinity" in err
-    # The accepted range is unchanged: thresholds above 1 mean "never exit early".
-    code, out, _ = run_main(capsys, "evaluate", str(run_dir), "--threshold", "5", "--json")
+    # A threshold is a confidence in [0, 1]: 5 is refused too (issue 19), 1 never exits early.
+    code, out, err = run_main(capsys, "evaluate", str(run_dir), "--threshold", "5", "--json")
+    assert code == 2 and out == "" and "outside [0, 1]" in err
+    code, out, _ = run_main(capsys, "evaluate", str(run_dir), "--threshold", "1", "--json")
     assert code == 0 and json.loads(out)["mean_latency"] == 8
 
 

@@ -61,12 +61,12 @@ def test_calibration_images_were_held_out_of_training(run_dir):
 
 def _images_by_id(run, split_name: str, count: int):
     """``count`` evenly spaced samples of a shipped split, re-read from the dataset."""
-    from dynconf.engine.data import load_cifar10, load_digits
+    from dynconf.engine.data import load_cifar10, load_dataset
 
     ids = np.asarray(run.split(split_name).ids)
     pick = np.linspace(0, len(ids) - 1, count).round().astype(int)
-    if run.meta["dataset"] == "digits":
-        source = load_digits().splits[split_name]
+    if run.meta["dataset"] in ("digits", "noisy_digits"):
+        source = load_dataset(run.meta["dataset"]).splits[split_name]
     else:
         if not (DATA_ROOT / "cifar10").is_dir():
             pytest.skip(f"CIFAR-10 not under {DATA_ROOT} (set DYNCONF_DATA)")

@@ -38,8 +38,9 @@ def test_figure_bytes_png_svg_and_pack(synth):
     png = export.figure_bytes(charts[0].figure, "png")
     with Image.open(io.BytesIO(png)) as im:
         im.verify()
-    with Image.open(io.BytesIO(png)) as im:
-        assert im.size == (2 * EXPORT_WIDTH, 2 * charts[0].figure.layout.height)
+    screen = export.export_figure(charts[0].figure, "screen")
+    with Image.open(io.BytesIO(png)) as im:  # the screen preset: 760 px wide at 192 dpi
+        assert im.size == (2 * EXPORT_WIDTH, 2 * screen.layout.height)
     svg = export.figure_bytes(charts[0].figure, "svg")
     assert b"<svg" in svg[:500]
     with pytest.raises(DynconfError):
@@ -58,13 +59,15 @@ def test_figure_bytes_png_svg_and_pack(synth):
 
 
 @pytest.mark.parametrize("decoder", ["paper", "mean"])
-def test_chart_titles_name_the_decoder_and_its_kappa(synth, decoder):
-    charts, _, context = export.collect_charts(synth, "test", threshold=0.6, decoder=decoder)
+def test_pack_caption_names_the_decoder_and_its_kappa(synth, decoder):
+    """Titles carry no run id (issue 19); the pack's table caption says run, decoder, kappa."""
+    charts, res, context = export.collect_charts(synth, "test", threshold=0.6, decoder=decoder)
     plane = charts[0]
-    assert plane.key == "accuracy_latency"
-    assert f"decoder {decoder}" in plane.title
+    assert plane.key == "accuracy_latency" and synth.name not in plane.title
+    tex = export.pack_files(synth, charts[:1], res, context, formats=())["metrics.tex"].decode()
+    assert f"decoder {decoder}" in tex
     # Exactly the decoders that use kappa show it (the registry says which).
-    assert ("kappa = T_max = " in plane.title) == (decoder == "paper")
+    assert ("kappa = T\\_max = " in tex) == (decoder == "paper")
     assert context["decoder"] == decoder
 
 

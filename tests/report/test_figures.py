@@ -176,8 +176,13 @@ def test_compare_table_is_latency_at_matched_accuracy(dashboard_runs):
         assert row["fixed T @ -1 pp"] == int(np.flatnonzero(e.baseline >= target)[0] + 1)
         assert row["latency @ -1 pp"] <= row["fixed T @ -1 pp"] + 1e-9
     chart = figures.compare(entries)
-    assert len(chart.figure.data) == 4  # a front and a baseline per entry
-    assert chart.figure.data[0].line.color != chart.figure.data[2].line.color
+    # The decoders of one run share its fixed-T baseline (the answer is argmax S_t whatever
+    # the decoder): one baseline, then a front per entry, each in its own style.
+    assert np.array_equal(entries[0].baseline, entries[1].baseline)
+    assert len(chart.figure.data) == 3
+    fronts = chart.figure.data[1:]
+    assert [t.name for t in fronts] == ["paper", "margin"]
+    assert fronts[0].line.color != fronts[1].line.color
 
 
 def test_accuracy_by_T_reads_flat_and_per_split_meta():

@@ -60,3 +60,28 @@ def test_app_and_pack_write_the_same_table(synth):
     assert files["metrics.tex"].decode() == tex
     assert rf"\label{{{latex.table_label(synth.name)}}}" in tex
     assert "kappa = 5" in tex
+
+
+def test_fixed_T_row_holds_no_mean_latency(synth):
+    """ "Fixed T reaching the same accuracy" is a baseline length: the policy's column has no
+    value there (its mean latency is the latency row's), and the value is the smallest T
+    whose fixed-T accuracy reaches the policy's."""
+    dec = decode(synth.split("test"))
+    res = metrics.evaluate(dec, 0.6)
+    rows = {name: (base, dc) for name, base, dc in latex.headline(res, synth.T_max)}
+    base, dc = rows["Fixed $T$ reaching the same accuracy"]
+    assert dc == "--"
+    curve = metrics.baseline_curve(dec)
+    reach = [t + 1 for t, a in enumerate(curve) if a >= res.accuracy - 1e-12]
+    assert base == (str(reach[0]) if reach else "--")
+    assert rows["Mean latency (steps)"] == (str(synth.T_max), f"{res.mean_latency:.2f}")
+    tex = latex.latex_table(res, synth.T_max, "c")
+    fixed_row = next(line for line in tex.splitlines() if line.startswith("Fixed"))
+    assert f"{res.mean_latency:.2f}" not in fixed_row
+
+
+def test_app_latex_button_writes_the_pack_table(synth):
+    """The app's LaTeX button (export.table_tex) and the pack's metrics.tex are one text."""
+    charts, res, context = export.collect_charts(synth, "test", threshold=0.6, kappa=5.0)
+    files = export.pack_files(synth, charts[:1], res, context, formats=())
+    assert export.table_tex(synth, "test", 0.6, "paper", 5.0) == files["metrics.tex"].decode()

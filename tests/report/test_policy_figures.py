@@ -121,7 +121,10 @@ def test_fronts_chart_draws_each_front_and_chosen_point_and_its_csv_matches(synt
         line = traces[f"{front.name}: front"]
         np.testing.assert_allclose(line.x, lat)
         np.testing.assert_allclose(line.y, 100 * acc)
-        point = traces[f"{front.name}: chosen on calibration"]
+        # One legend entry per policy (its chosen point's marker); the front is not listed.
+        assert line.showlegend is False
+        point = traces[front.name]
+        assert point.legendgroup == line.legendgroup and point.mode == "markers"
         assert point.x[0] == front.fit.test.mean_latency
         assert point.y[0] == pytest.approx(100 * front.fit.test.accuracy)
         rows = data[data.series == f"{front.name} front"]

@@ -50,7 +50,8 @@ def test_baseline_is_one_trace_in_plane_and_oracle(analysis):
         assert got["hovertemplate"] == expected["hovertemplate"]
         np.testing.assert_array_equal(got["x"], expected["x"])
         np.testing.assert_allclose(got["y"], 100 * a.base)
-        assert got["line"] == {"color": COLORS["baseline"], "width": 2}
+        # Thin (1.5) so that the capped policy curve drawn over it stays visible.
+        assert got["line"] == {"color": COLORS["baseline"], "width": 1.5}
 
 
 def test_front_is_one_trace_in_plane_selection_and_compare(analysis):
@@ -64,11 +65,14 @@ def test_front_is_one_trace_in_plane_selection_and_compare(analysis):
     selection = named(figures.pareto_selection(a.sel).figure, "Pareto")
     reference = traces.front_trace(sel_sweep).to_plotly_json()
     assert without_name(selection).keys() == without_name(reference).keys()
-    assert selection["marker"] == plane["marker"] == reference["marker"]
+    # A front is a line, not hundreds of markers (issue 19), in the plane and the selection.
+    assert "marker" not in selection and "marker" not in plane
+    assert selection["mode"] == plane["mode"] == reference["mode"] == "lines"
     compared = figures.compare([CompareEntry("x", a.base, a.sweep)]).figure
-    front = named(compared, "x: Dynamic Confidence")
+    front = named(compared, "x")
     np.testing.assert_allclose(front["y"], 100 * acc)
-    assert front["marker"] == plane["marker"] and front["legendgroup"] == "x"
+    # On the compare chart a few markers (marker.maxdisplayed) tell overlaid fronts apart.
+    assert front["mode"] == "lines+markers" and 0 < front["marker"]["maxdisplayed"] <= 10
 
 
 def test_current_point_is_one_star(analysis):

@@ -79,7 +79,7 @@ class ExitPolicy:
         """Policy-specific numbers for PolicyResult.extras (e.g. coverage); none by default."""
         return {}
 
-    def evaluate(self, dec: Decoded, spikes=None, neurons=None) -> PolicyResult:
+    def evaluate(self, dec: Decoded, spikes=None, neurons=None, synops=None) -> PolicyResult:
         steps = self.exit_steps(dec)
         res = summarize(
             dec,
@@ -89,6 +89,7 @@ class ExitPolicy:
             threshold=self.threshold_value,
             spikes=spikes,
             neurons=neurons,
+            synops=synops,
         )
         res.extras = self.extras(dec, steps)
         return res

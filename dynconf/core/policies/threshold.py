@@ -80,7 +80,7 @@ class ThresholdCache:
         steps[~found] = self.T
         return steps
 
-    def evaluate(self, threshold, spikes=None, neurons=None) -> PolicyResult:
+    def evaluate(self, threshold, spikes=None, neurons=None, synops=None) -> PolicyResult:
         c = check_threshold(threshold)
         return summarize(
             self.dec,
@@ -90,6 +90,7 @@ class ThresholdCache:
             threshold=c,
             spikes=spikes,
             neurons=neurons,
+            synops=synops,
         )
 
     def capped_curve(self, threshold) -> Curve:
@@ -194,8 +195,8 @@ class Threshold(ExitPolicy):
     def exit_steps(self, dec: Decoded) -> np.ndarray:
         return threshold_cache(dec).exit_steps(self.threshold)
 
-    def evaluate(self, dec: Decoded, spikes=None, neurons=None) -> PolicyResult:
-        return threshold_cache(dec).evaluate(self.threshold, spikes, neurons)
+    def evaluate(self, dec: Decoded, spikes=None, neurons=None, synops=None) -> PolicyResult:
+        return threshold_cache(dec).evaluate(self.threshold, spikes, neurons, synops=synops)
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
         return ThresholdOnline(self.threshold, decoder, kappa)

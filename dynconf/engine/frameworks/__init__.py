@@ -46,7 +46,13 @@ def detect_framework(model) -> str:
 
 
 def make_adapter(
-    model, framework: str = "auto", *, step_mode=None, readout=None, count_spikes=True
+    model,
+    framework: str = "auto",
+    *,
+    step_mode=None,
+    readout=None,
+    count_spikes=True,
+    count_synops=False,
 ) -> Adapter:
     """The adapter that drives ``model`` (``framework="auto"``: detected)."""
     if framework == "auto":
@@ -64,7 +70,13 @@ def make_adapter(
                 f"framework={framework!r} needs a torch.nn.Module, got {type(model).__name__}"
             )
     try:
-        return adapter_class(model, step_mode=step_mode, readout=readout, count_spikes=count_spikes)
+        return adapter_class(
+            model,
+            step_mode=step_mode,
+            readout=readout,
+            count_spikes=count_spikes,
+            count_synops=count_synops,
+        )
     except ModuleNotFoundError as exc:
         raise DynconfError(
             f"framework {framework!r} needs the package {exc.name!r}, which is not installed "

@@ -7,6 +7,9 @@ and the hidden spikes ``[T, B]``. An adapter says how its framework resets state
 network) and which modules are neurons; the time loop, the checks of the output's shape
 and the spike counting are the same for all and live here.
 
+Synaptic operations are counted by ``engine/synops.py``'s hooks on the Linear/Conv layers
+(``Adapter.synops``, set by the adapters whose framework has neuron modules).
+
 Spikes are counted with forward hooks on the neuron modules (``SpikeCounter``): each call's
 spike tensor gives, per sample, the number of its elements that are non-zero (a spike event;
 for 0/1 spikes the sum), and its shape gives the layer's neuron count. A neuron module whose
@@ -147,10 +150,13 @@ class Adapter:
     package: str | None = None  # distribution whose version goes into the run's meta
     readouts: tuple[str, ...] = ("output",)  # named readouts this framework understands
 
-    def __init__(self, model, *, step_mode=None, readout=None, count_spikes=True):
+    def __init__(
+        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
+    ):
         self.model = model
         self.multi_step = False
         self.counter: SpikeCounter | None = None
+        self.synops = None  # a SynopsCounter (engine/synops.py) where the framework has one
         if readout is not None and not callable(readout) and readout not in self.readouts:
             raise DynconfError(
                 f"readout {readout!r} is not one of {self.label}'s ({', '.join(self.readouts)}) "
@@ -209,22 +215,34 @@ class Adapter:
 
     def record_batch(self, frames: Frames):
         """Reset, drive the network for T steps, reset again; returns CPU float32 outputs
-        ``[T, B, K]`` and hidden spikes ``[T, B]`` (or None)."""
+        ``[T, B, K]``, hidden spikes ``[T, B]`` and synaptic operations int64 ``[T, B]`` (each
+        None when not counted)."""
         import torch
 
         T, B = frames.T, frames.batch
         self.reset()
+        synops = None
         try:
             if self.multi_step:
+                if self.synops is not None:
+                    self.synops.begin(T, B)
                 raw = self.forward(frames.sequence())
                 z = check_scores(self.scores(raw), (T, B), "the multi-step output")
                 outputs = z.detach().to("cpu", torch.float32).clone()
                 spikes = self.step_spikes(raw, True, T, B)
                 spikes = None if spikes is None else spikes.to("cpu", torch.float64)
+                if self.synops is not None:
+                    synops = self.synops.take().cpu()
             else:
                 outputs, spikes = None, None
+                if self.synops is not None:
+                    synops = torch.zeros((T, B), dtype=torch.int64)
                 for t in range(T):
+                    if self.synops is not None:
+                        self.synops.begin(1, B)
                     raw = self.forward(frames.at(t))
+                    if self.synops is not None:
+                        synops[t].copy_(self.synops.take()[0])
                     z = check_scores(self.scores(raw), (B,), f"the output at step {t + 1}")
                     if outputs is None:
                         outputs = torch.empty((T, B, z.shape[-1]), dtype=torch.float32)
@@ -241,7 +259,7 @@ class Adapter:
                         spikes[t].copy_(counts[0])
         finally:
             self.reset()
-        return outputs, spikes
+        return outputs, spikes, synops
 
     def describe(self) -> dict:
         """What was detected, for the log line and the run's meta."""
@@ -258,6 +276,8 @@ class Adapter:
     def close(self) -> None:
         if self.counter is not None:
             self.counter.close()
+        if self.synops is not None:
+            self.synops.close()
 
 
 def check_scores(z, lead: tuple[int, ...], what: str):

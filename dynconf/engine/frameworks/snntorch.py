@@ -11,12 +11,14 @@ built with ``output=True`` returns ``(spikes, ..., membrane)``; ``"membrane"`` t
 item, ``"spikes"`` the first, ``"output"`` a network that returns one tensor (a final
 ``nn.Linear``, or spikes of a neuron with ``output=False``), or a callable picks them itself.
 The default takes the membrane of a tuple and a single tensor as it is. Hidden spikes are
-counted on every ``snntorch.SpikingNeuron``.
+counted on every ``snntorch.SpikingNeuron``, synaptic operations on every Linear/Conv layer
+fed by them (engine/synops.py).
 """
 
 from __future__ import annotations
 
 from dynconf.engine.frameworks.base import Adapter, SpikeCounter, outermost
+from dynconf.engine.synops import SynopsCounter
 from dynconf.errors import DynconfError
 
 
@@ -32,8 +34,16 @@ class SnnTorchAdapter(Adapter):
     package = "snntorch"
     readouts = ("membrane", "spikes", "output")
 
-    def __init__(self, model, *, step_mode=None, readout=None, count_spikes=True):
-        super().__init__(model, step_mode=step_mode, readout=readout, count_spikes=count_spikes)
+    def __init__(
+        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
+    ):
+        super().__init__(
+            model,
+            step_mode=step_mode,
+            readout=readout,
+            count_spikes=count_spikes,
+            count_synops=count_synops,
+        )
         import snntorch
         from snntorch import utils
 
@@ -61,6 +71,8 @@ class SnnTorchAdapter(Adapter):
             self.counter = SpikeCounter(
                 self.neurons, spikes_of=_spikes_of, is_multi=lambda m: False
             )
+        if count_synops:
+            self.synops = SynopsCounter(model, self.neurons.values())
 
     def reset(self) -> None:
         self._utils.reset(self.model)

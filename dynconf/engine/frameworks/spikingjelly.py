@@ -5,12 +5,14 @@ user or by ``functional.set_step_mode``): a single-step network is called T time
 ``[B, ...]`` frames and returns ``[B, K]`` each time; a multi-step one is called once with
 ``[T, B, ...]`` and returns ``[T, B, K]``. State is cleared with ``functional.reset_net``
 before and after every batch. Hidden spikes are counted on every ``BaseNode`` and
-``SimpleBaseNode`` (IF, LIF, PLIF, ... and what ``ann2snn`` converts ReLUs into).
+``SimpleBaseNode`` (IF, LIF, PLIF, ... and what ``ann2snn`` converts ReLUs into); synaptic
+operations on every Linear/Conv layer fed by them (engine/synops.py).
 """
 
 from __future__ import annotations
 
 from dynconf.engine.frameworks.base import Adapter, SpikeCounter, outermost
+from dynconf.engine.synops import SynopsCounter
 from dynconf.errors import DynconfError
 
 STEP_MODES = {"s": False, "m": True}  # SpikingJelly's names -> multi-step
@@ -29,8 +31,16 @@ class SpikingJellyAdapter(Adapter):
     label = "SpikingJelly"
     package = "spikingjelly"
 
-    def __init__(self, model, *, step_mode=None, readout=None, count_spikes=True):
-        super().__init__(model, step_mode=step_mode, readout=readout, count_spikes=count_spikes)
+    def __init__(
+        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
+    ):
+        super().__init__(
+            model,
+            step_mode=step_mode,
+            readout=readout,
+            count_spikes=count_spikes,
+            count_synops=count_synops,
+        )
         from spikingjelly.activation_based import functional, neuron
 
         self._functional = functional
@@ -57,6 +67,8 @@ class SpikingJellyAdapter(Adapter):
             self.counter = SpikeCounter(
                 neurons, spikes_of=_first_tensor, is_multi=lambda m: m.step_mode == "m"
             )
+        if count_synops:
+            self.synops = SynopsCounter(model, neurons.values())
 
     def reset(self) -> None:
         self._functional.reset_net(self.model)

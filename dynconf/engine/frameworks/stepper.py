@@ -6,6 +6,7 @@ user's own: ``reset()`` is called before and after every batch and ``step`` once
 with that step's ``[B, ...]`` frame. ``step`` returns the class scores ``[B, K]``, or
 ``(scores, spikes)`` where ``spikes [B]`` is the number of hidden spikes each sample emitted
 in that step; the run then holds them (pass ``neurons=`` to record_run for per-neuron rates).
+Synaptic operations are not counted: dynconf cannot see inside such a network.
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ class StepperAdapter(Adapter):
     name = "callable"
     label = "callable"
 
-    def __init__(self, model, *, step_mode=None, readout=None, count_spikes=True):
-        super().__init__(model, step_mode=step_mode, readout=readout, count_spikes=count_spikes)
+    def __init__(
+        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
+    ):
+        super().__init__(
+            model,
+            step_mode=step_mode,
+            readout=readout,
+            count_spikes=count_spikes,
+            count_synops=count_synops,
+        )
         if not claims(model):
             raise DynconfError(
                 f"framework='callable' needs an object with step(x_t) -> logits_t and reset() "
