@@ -51,3 +51,13 @@ def outputs_npz(tmp_path) -> Path:
 
 # SNN engine fixtures (trained digits model) live in their own module.
 pytest_plugins = ("tests.snn_fixtures",)
+
+
+@pytest.fixture
+def env(dashboard_runs, tmp_path, monkeypatch):
+    """The app's environment for AppTest: the dashboard runs as shipped runs, an empty work
+    folder, no dataset root (so no test depends on a local data copy)."""
+    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
+    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("DYNCONF_DATA", raising=False)
+    return dashboard_runs

@@ -505,13 +505,8 @@ def check_split_arrays(
     return N
 
 
-def prepare_split(
-    split: str,
-    arrays: Mapping[str, np.ndarray | None],
-    meta: dict,
-    label: str,
-) -> dict[str, np.ndarray]:
-    """Validate user arrays for one split and convert them to what is stored on disk."""
+def check_split_inputs(split: str, arrays: Mapping, label: str) -> None:
+    """A split's name is allowed and its arrays are ones a split can hold (INPUT_ROLES)."""
     if not isinstance(split, str) or not SPLIT_NAME.match(split):
         raise RunFormatError(
             f"split name {split!r} is not allowed (letters, digits, '_' and '-', max 64)"
@@ -519,6 +514,16 @@ def prepare_split(
     unknown = set(arrays) - set(INPUT_ROLES)
     if unknown:
         raise RunFormatError(f"{label}: unexpected arrays {sorted(unknown)}")
+
+
+def prepare_split(
+    split: str,
+    arrays: Mapping[str, np.ndarray | None],
+    meta: dict,
+    label: str,
+) -> dict[str, np.ndarray]:
+    """Validate user arrays for one split and convert them to what is stored on disk."""
+    check_split_inputs(split, arrays, label)
     if arrays.get("outputs") is None:
         raise RunFormatError(f"{label}: no 'outputs' array")
     if arrays.get("labels") is None:

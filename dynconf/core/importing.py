@@ -35,15 +35,14 @@ import numpy as np
 from dynconf.core.atomic import temp_name
 from dynconf.core.format import (
     ARRAY_SUFFIXES,
-    INPUT_ROLES,
     OPTIONAL_ROLES,
     OUTPUT_DTYPES,
-    SPLIT_NAME,
     Run,
     accumulation_problem,
     check_run_name,
     check_shape,
     check_split_arrays,
+    check_split_inputs,
     stored_optional,
 )
 from dynconf.core.locking import run_lock
@@ -268,13 +267,7 @@ class _StreamingPrepare:
         return NpyWriter(path, shape, dtype)
 
     def __call__(self, split: str, arrays: Mapping, meta: dict, label: str) -> dict:
-        if not isinstance(split, str) or not SPLIT_NAME.match(split):
-            raise RunFormatError(
-                f"split name {split!r} is not allowed (letters, digits, '_' and '-', max 64)"
-            )
-        unknown = set(arrays) - set(INPUT_ROLES)
-        if unknown:
-            raise RunFormatError(f"{label}: unexpected arrays {sorted(unknown)}")
+        check_split_inputs(split, arrays, label)
         outputs, labels = arrays["outputs"], arrays.get("labels")
         if labels is None:
             raise RunFormatError(f"{label}: no 'labels' array")

@@ -1,10 +1,12 @@
 """What the app's AppTest tests share: open the app (optionally on a page) and fail on any
-exception."""
+exception; read a metric's value and a figure's arrays as the browser gets them."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -21,3 +23,19 @@ def app(page: str | None = None, **query) -> AppTest:
         at.switch_page(f"app_pages/{page}.py").run()
         assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    """The value of the page's metric called ``label``; fails listing the labels there are."""
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r} in {[m.label for m in at.metric]}"
+    return found[0]
+
+
+def values(x) -> np.ndarray:
+    """A figure array as sent to the browser: a list, or Plotly's typed array (base64)."""
+    if isinstance(x, dict) and "bdata" in x:
+        arr = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
+        shape = [int(n) for n in str(x.get("shape", len(arr))).split(",")]
+        return arr.reshape(shape)
+    return np.asarray(x)

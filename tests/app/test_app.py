@@ -19,7 +19,7 @@ from dynconf import jobs
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import default_work_root, load_run
-from tests.app.helpers import app
+from tests.app.helpers import app, metric
 from ui.text import ZWSP, md_escape
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,20 +29,6 @@ PAGES = [
     "compare", "runs",
 ]  # fmt: skip
 CHART_PAGES = {"oracle": 1, "selection": 2, "samples": 3, "classes": 3, "compare": 1}
-
-
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
-def metric(at: AppTest, label: str) -> str:
-    found = [m.value for m in at.metric if m.label == label]
-    assert found, f"no metric {label!r} in {[m.label for m in at.metric]}"
-    return found[0]
 
 
 def qp(at: AppTest, key: str) -> str | None:

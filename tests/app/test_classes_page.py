@@ -4,7 +4,6 @@ frequent confusions listed."""
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
@@ -14,23 +13,8 @@ from dynconf.core import metrics
 from dynconf.core.classes import class_metrics, confusion_at_exit
 from dynconf.core.decoders import decode
 from dynconf.core.store import load_run
-from tests.app.helpers import app
+from tests.app.helpers import app, values
 from tests.helpers import build_synthetic_run
-
-
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
-def values(x) -> np.ndarray:
-    if isinstance(x, dict) and "bdata" in x:
-        arr = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
-        return arr.reshape([int(n) for n in str(x.get("shape", len(arr))).split(",")])
-    return np.asarray(x)
 
 
 def specs(at) -> dict[str, dict]:

@@ -4,7 +4,6 @@ left, and offers the teaching run; and the shipped teaching run is one where wai
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -18,25 +17,11 @@ from dynconf.core.formatting import pct
 from dynconf.core.selection import calibration_split
 from dynconf.core.store import load_run
 from dynconf.core.timeline import example_sample, timeline_state
-from tests.app.helpers import app
+from tests.app.helpers import app, metric, values
 from tests.helpers import build_synthetic_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEACHING = ROOT / "cached_runs" / "noisy_digits"
-
-
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
-def metric(at: AppTest, label: str) -> str:
-    found = [m.value for m in at.metric if m.label == label]
-    assert found, [m.label for m in at.metric]
-    return found[0]
 
 
 def specs(at: AppTest) -> dict[str, dict]:
@@ -46,15 +31,6 @@ def specs(at: AppTest) -> dict[str, dict]:
         spec = json.loads(chart.proto.spec)
         out[spec["layout"]["title"]["text"]] = spec
     return out
-
-
-def values(x) -> np.ndarray:
-    """A figure array as sent to the browser: a list, or Plotly's typed array (base64)."""
-    if isinstance(x, dict) and "bdata" in x:
-        arr = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
-        shape = [int(n) for n in str(x.get("shape", len(arr))).split(",")]
-        return arr.reshape(shape)
-    return np.asarray(x)
 
 
 def shown_state(at: AppTest, dec, C: float, t: int) -> None:

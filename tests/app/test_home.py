@@ -5,7 +5,6 @@ nothing on Home, Classroom or Classes is cut short with an ellipsis."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -20,26 +19,11 @@ from dynconf.core.decoders import decode
 from dynconf.core.formatting import pct
 from dynconf.core.store import load_run, save_run
 from dynconf.core.timeline import example_sample
-from tests.app.helpers import app
+from tests.app.helpers import app, values
 from tests.app.test_app import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "cached_runs"
-
-
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
-def values(x) -> np.ndarray:
-    if isinstance(x, dict) and "bdata" in x:
-        arr = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
-        return arr.reshape([int(n) for n in str(x.get("shape", len(arr))).split(",")])
-    return np.asarray(x)
 
 
 def specs(at: AppTest) -> dict[str, dict]:

@@ -3,7 +3,6 @@ drawn from the same numbers as the library (AppTest, no browser)."""
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
@@ -13,22 +12,7 @@ from dynconf.core.decoders import decode
 from dynconf.core.policies import POLICIES
 from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
 from dynconf.core.store import load_run
-from tests.app.helpers import app
-
-
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
-def values(array) -> np.ndarray:
-    """A trace's x or y as the browser gets it: a list, or Plotly's base64 typed array."""
-    if isinstance(array, dict) and "bdata" in array:
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
-    return np.asarray(array, dtype=float)
+from tests.app.helpers import app, metric, values
 
 
 def charts(at) -> list[dict]:
@@ -43,12 +27,6 @@ def titled(at, words: str) -> dict:
 
 def traces(spec: dict) -> dict[str, dict]:
     return {t["name"]: t for t in spec["data"]}
-
-
-def metric(at, label: str) -> str:
-    found = [m.value for m in at.metric if m.label == label]
-    assert found, [m.label for m in at.metric]
-    return found[0]
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,6 @@ from dynconf.errors import DynconfError
 from tests.app.helpers import app
 
 
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
 def import_mine(name: str) -> None:
     from tests.helpers import synthetic_split
     from ui import uploads

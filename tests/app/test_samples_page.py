@@ -18,14 +18,6 @@ C = 0.6
 
 
 @pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
-@pytest.fixture
 def truth(dashboard_runs):
     run = load_run(dashboard_runs / "synth")
     sp = run.split("test")

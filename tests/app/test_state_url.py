@@ -18,14 +18,6 @@ from tests.app.helpers import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
-
-
 def qp(at, key: str) -> str | None:
     value = at.query_params.get(key)
     return value[-1] if isinstance(value, list) else value

@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from dynconf.core.store import load_run
 from dynconf.report import export
 from tests.app.helpers import app
 from ui import charts as ui_charts
 
 KEYS = {"accuracy_latency", "exit_histogram", "threshold_response", "exit_scatter"}
-
-
-@pytest.fixture
-def env(dashboard_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYNCONF_RUNS", str(dashboard_runs))
-    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("DYNCONF_DATA", raising=False)
-    return dashboard_runs
 
 
 def _json(fig) -> dict:
