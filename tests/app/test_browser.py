@@ -119,7 +119,7 @@ def test_explorer_in_a_real_browser(server, browser, tmp_path):
     t0 = time.perf_counter()
     # A deep link straight to a page, as a shared URL would be, on the server's first run.
     page.goto(f"{server['url']}/explorer?run=synth&split=test&decoder=paper&threshold=0.5")
-    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Threshold explorer", exact=True).wait_for(timeout=60_000)
     first_content = time.perf_counter() - t0
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
     first_chart = time.perf_counter() - t0
@@ -391,7 +391,7 @@ def test_run_name_in_the_url_draws_no_link_and_fetches_nothing(server, browser):
     playwright_api.expect(alert).to_contain_text("from the link is not available", timeout=60_000)
     # The user sees the text exactly as it was in the link, as text.
     assert PAYLOAD.replace("`", "") in alert.inner_text().replace("`", "").replace("\u200b", "")
-    page.get_by_role("heading", name="Threshold explorer").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Threshold explorer", exact=True).wait_for(timeout=60_000)
     page.wait_for_timeout(500)
     assert_nothing_injected(page, seen)
 
@@ -477,7 +477,7 @@ def test_explorer_survives_leaving_and_coming_back(server, browser):
     page.mouse.click(5, 5)  # move the focus away: the release is reported
     page.wait_for_function("() => location.search.includes('threshold=0.505')", timeout=30_000)
     page.get_by_role("link", name="Samples").first.click()
-    page.get_by_role("heading", name="Samples").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Samples", exact=True).wait_for(timeout=60_000)
     page.get_by_role("link", name="Threshold explorer").first.click()
     page.locator(".dci-root[data-rendered='0.5050']").wait_for(timeout=60_000)
     playwright_api.expect(instant_value(page, "Mean latency")).to_have_text(

@@ -226,7 +226,7 @@ def test_rapid_keyboard_steps_are_never_lost(browser_server, chromium, attempt):
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     # On a page of this part of the app (the sidebar is the same on every page).
     page.goto(f"{browser_server['url']}/oracle?run=synth&threshold=0.5")
-    page.get_by_role("heading", name="Oracle upper bound").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Oracle upper bound", exact=True).wait_for(timeout=60_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
@@ -308,7 +308,7 @@ def test_presentation_layout_at_1024x768(browser_server, chromium, tmp_path):
     problems = {}
     for name, (title, query) in PRESENTATION.items():
         page.goto(f"{browser_server['url']}/{name}?{query}")
-        page.get_by_role("heading", name=title).wait_for(timeout=90_000)
+        page.get_by_role("heading", name=title, exact=True).wait_for(timeout=90_000)
         page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').wait_for()
         if name != "runs":
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=90_000)
@@ -346,7 +346,7 @@ def test_sample_downloads_are_named_with_the_sample_id(browser_server, chromium,
     sid = int(sp.ids[5])
     page = chromium.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page.goto(f"{browser_server['url']}/samples?run=synth&threshold=0.5&sample={sid}")
-    page.get_by_role("heading", name="Samples").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Samples", exact=True).wait_for(timeout=60_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
     button = page.locator('[data-testid="stDownloadButton"]').filter(has_text="CSV").first
     with page.expect_download(timeout=120_000) as info:
