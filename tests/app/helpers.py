@@ -1,9 +1,10 @@
 """What the app's AppTest tests share: open the app (optionally on a page) and fail on any
-exception; read a metric's value and a figure's arrays as the browser gets them."""
+exception; read a metric's value, the page's figures and their arrays as the browser gets them."""
 
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,12 @@ def values(x) -> np.ndarray:
         shape = [int(n) for n in str(x.get("shape", len(arr))).split(",")]
         return arr.reshape(shape)
     return np.asarray(x)
+
+
+def specs(at: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures (as sent to the browser) by their title."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec
+    return out

@@ -4,8 +4,6 @@ frequent confusions listed."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -13,15 +11,8 @@ from dynconf.core import metrics
 from dynconf.core.classes import class_metrics, confusion_at_exit
 from dynconf.core.decoders import decode
 from dynconf.core.store import load_run
-from tests.app.helpers import app, values
+from tests.app.helpers import app, specs, values
 from tests.helpers import build_synthetic_run
-
-
-def specs(at) -> dict[str, dict]:
-    return {
-        (s := json.loads(c.proto.spec))["layout"]["title"]["text"]: s
-        for c in at.get("plotly_chart")
-    }
 
 
 @pytest.mark.parametrize("threshold", [None, 0.85])

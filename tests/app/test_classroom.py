@@ -4,7 +4,6 @@ left, and offers the teaching run; and the shipped teaching run is one where wai
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,11 @@ from dynconf.core.formatting import pct
 from dynconf.core.selection import calibration_split
 from dynconf.core.store import load_run
 from dynconf.core.timeline import example_sample, timeline_state
-from tests.app.helpers import app, metric, values
+from tests.app.helpers import app, metric, specs, values
 from tests.helpers import build_synthetic_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TEACHING = ROOT / "cached_runs" / "noisy_digits"
-
-
-def specs(at: AppTest) -> dict[str, dict]:
-    """The page's Plotly figures by their title."""
-    out = {}
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
-    return out
 
 
 def shown_state(at: AppTest, dec, C: float, t: int) -> None:

@@ -5,7 +5,6 @@ nothing on Home, Classroom or Classes is cut short with an ellipsis."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -19,19 +18,11 @@ from dynconf.core.decoders import decode
 from dynconf.core.formatting import pct
 from dynconf.core.store import load_run, save_run
 from dynconf.core.timeline import example_sample
-from tests.app.helpers import app, values
+from tests.app.helpers import app, specs, values
 from tests.app.test_app import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "cached_runs"
-
-
-def specs(at: AppTest) -> dict[str, dict]:
-    out = {}
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
-    return out
 
 
 def story(at: AppTest) -> str:

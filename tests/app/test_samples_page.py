@@ -4,15 +4,13 @@ hand-over of a clicked point (AppTest, no browser; downloads are in test_state_u
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import load_run
-from tests.app.helpers import app
+from tests.app.helpers import app, specs
 
 C = 0.6
 
@@ -99,11 +97,7 @@ def test_current_sample_is_marked_in_the_picker(env, truth):
     pos = int(np.flatnonzero(~res.correct)[2])
     at = app("samples", threshold=str(C))
     at.number_input(key="sample_pos").set_value(pos).run()
-    spec = next(
-        json.loads(c.proto.spec)
-        for c in at.get("plotly_chart")
-        if "Pick a sample" in json.loads(c.proto.spec)["layout"]["title"]["text"]
-    )
+    spec = next(s for title, s in specs(at).items() if "Pick a sample" in title)
     marks = [t for t in spec["data"] if t.get("name", "").startswith("this sample")]
     assert len(marks) == 1
     assert marks[0]["x"] == [int(sp.ids[pos])] and marks[0]["y"] == [int(res.exit_steps[pos])]
