@@ -114,10 +114,10 @@ def run_command(args: argparse.Namespace) -> dict:
     import torch
 
     from dynconf.engine.data import load_dataset
+    from dynconf.engine.data.base import evenly_spaced
     from dynconf.engine.device import set_threads
     from dynconf.engine.distributed import join, quiet_unless_main, threads_per_process
     from dynconf.engine.record import record_run
-    from dynconf.engine.simulate import subset
 
     if args.batch_size < 1:
         raise DataError("--batch-size must be at least 1")
@@ -137,7 +137,7 @@ def run_command(args: argparse.Namespace) -> dict:
     plan = {}
     for split_name in splits:
         split = data.splits[split_name]
-        positions = subset(len(split), args.limit)
+        positions = evenly_spaced(len(split), args.limit)
         if len(positions) < len(split):
             split = split.take(positions)
         plan[split_name] = SplitBatches(split, args.batch_size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from dynconf.engine.config import SCHEDULES, TrainConfig, parse_level_list
+from dynconf.engine.config import AMP_MODES, SCHEDULES, TrainConfig, parse_level_list
 from dynconf.engine.data import dataset_names
 
 DEFAULTS = TrainConfig.defaults()
@@ -64,6 +64,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=None, help="torch threads (default: all cores)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    lease = parser.add_argument_group(
+        "short GPU runs", "settings that fit training into minutes of a GPU (README: a lent GPU)"
+    )
+    lease.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train and evaluate on only N evenly spaced images of each split (a smoke test; "
+        "the checkpoint still records the whole calibration hold-out)",
+    )
+    lease.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default=DEFAULTS["amp"],
+        help="bf16: bfloat16 autocast for the training steps (evaluation stays float32)",
+    )
+    lease.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training steps; the first epoch times eager and compiled "
+        "steps and keeps the faster (the last partial batch of each epoch is dropped)",
+    )
+    lease.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="train as many epochs (at most --epochs) as fit in SECONDS, sized from the "
+        "first epoch (which must be all warm-up); the checkpoint records the count",
+    )
+    lease.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULTS["checkpoint_every"],
+        metavar="N",
+        help="write last.pt every N epochs (a kill loses at most N epochs)",
+    )
+    lease.add_argument(
+        "--half-weights",
+        action="store_true",
+        help="round conv/linear weights to float16 after training and store them so: "
+        "model.pt is half the size and holds exactly the network evaluated and simulated",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -91,6 +135,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         device=args.device,
         threads=args.threads,
+        limit=args.limit,
+        amp=args.amp,
+        compile=args.compile,
+        time_budget_s=args.time_budget,
+        checkpoint_every=args.checkpoint_every,
+        half_weights=args.half_weights,
     )
 
 

@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from dynconf.core.atomic import atomic_write
-from dynconf.engine.config import CHECKPOINT_DATA_KEYS, CHECKPOINT_FIELDS, TrainConfig
+from dynconf.engine.config import (
+    CHECKPOINT_DATA_KEYS,
+    CHECKPOINT_FIELDS,
+    CHECKPOINT_OPTIONAL_FIELDS,
+    TrainConfig,
+)
 from dynconf.errors import DataError
 
 
@@ -62,6 +67,10 @@ def checkpoint_config(config: TrainConfig, data, train_levels: list[int]) -> dic
     stored["id_scheme"] = data.id_scheme
     calibration = data.splits.get("calibration")
     stored["calibration_ids"] = calibration.ids.tolist() if calibration is not None else []
+    defaults = TrainConfig.defaults()
+    for key in CHECKPOINT_OPTIONAL_FIELDS:
+        if settings[key] != defaults[key]:
+            stored[key] = settings[key]
     return stored
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dynconf.errors import DataError
 
 SCHEDULES = ("cosine", "onecycle", "constant", "cyclic")
+AMP_MODES = ("off", "bf16")
 
 
 class _Config:
@@ -86,6 +87,13 @@ class TrainConfig(_Config):
     seed: int = 0
     device: str = "auto"  # auto (CUDA if present), cpu, cuda[:i]
     threads: int | None = None  # torch threads (None: all cores)
+    # Settings for a short GPU lease (README "Training on a lent GPU"):
+    limit: int | None = None  # train and evaluate on this many evenly spaced images per split
+    amp: str = "off"  # one of AMP_MODES: "bf16" autocasts the training steps (not evaluation)
+    compile: bool = False  # torch.compile the training steps, kept only if measured faster
+    time_budget_s: float | None = None  # epochs (at most `epochs`) that fit, sized after epoch 1
+    checkpoint_every: int = 1  # write last.pt every this many epochs (and after the last one)
+    half_weights: bool = False  # model.pt keeps conv/linear weights rounded to float16
 
     def resolved_train_levels(self) -> list[int]:
         """The levels cycled in training: ``train_levels``, which must include ``levels``."""
@@ -110,6 +118,10 @@ CHECKPOINT_FIELDS = (
     "train_levels",
     "seed",
 )
+# TrainConfig fields added later, stored only when they differ from their default, so the
+# checkpoint of a run that does not use them holds exactly the keys above. (checkpoint_every,
+# device and threads do not change the weights, so they are not recorded.)
+CHECKPOINT_OPTIONAL_FIELDS = ("limit", "amp", "compile", "time_budget_s", "half_weights")
 # What a checkpoint's config holds besides TrainConfig fields: facts about the data trained on.
 CHECKPOINT_DATA_KEYS = ("num_classes", "classes", "train_size", "id_scheme", "calibration_ids")
 

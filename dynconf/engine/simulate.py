@@ -40,6 +40,7 @@ from dynconf.engine.checkpoint import (
     training_commands,
 )
 from dynconf.engine.config import SimulateConfig
+from dynconf.engine.data.base import evenly_spaced
 from dynconf.engine.device import set_threads
 from dynconf.engine.distributed import (
     join,
@@ -50,15 +51,6 @@ from dynconf.engine.distributed import (
 )
 from dynconf.engine.partial import claim
 from dynconf.errors import DataError
-
-
-def subset(n: int, limit: int | None) -> np.ndarray:
-    """Positions of ``limit`` evenly spaced samples (all when limit is None or >= n)."""
-    if limit is None or limit >= n:
-        return np.arange(n)
-    if limit < 1:
-        raise DataError("--limit must be at least 1")
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
 
 
 def simulate_checkpoint(
@@ -93,7 +85,7 @@ def simulate_checkpoint(
     ann = model_from_checkpoint(ckpt).to(device)
     snn = SpikingNetwork(ann).to(device)
     work = out.parent / f".{out.name}.partial"
-    plan = {s: subset(len(data.splits[s]), config.limit) for s in splits}
+    plan = {s: evenly_spaced(len(data.splits[s]), config.limit) for s in splits}
     if world.main:  # the first claim records the settings; the other ranks then check them
         work.mkdir(parents=True, exist_ok=True)
         _claim_work_folder(work, config, plan)

@@ -42,9 +42,17 @@ from dynconf.engine.checkpoint import (
     save_checkpoint,
     training_commands,
 )
-from dynconf.engine.config import TrainConfig
+from dynconf.engine.config import AMP_MODES, TrainConfig
+from dynconf.engine.data.base import evenly_spaced
 from dynconf.engine.device import device_label, pick_device, set_threads
 from dynconf.engine.evaluate import evaluate_ann
+from dynconf.engine.speed import (
+    Clock,
+    CompileProbe,
+    check_budget_settings,
+    epochs_that_fit,
+    round_weights_to_half,
+)
 from dynconf.errors import DataError
 
 
@@ -107,6 +115,11 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
     if config.average_from < 0:
         raise DataError("--average-from must be an epoch number >= 1, or 0 for off")
     train_levels = config.resolved_train_levels()
+    if config.amp not in AMP_MODES:
+        raise DataError(f"--amp {config.amp!r}: choose one of {', '.join(AMP_MODES)}")
+    if config.checkpoint_every < 1:
+        raise DataError("--checkpoint-every must be at least 1")
+    check_budget_settings(config.time_budget_s, config.warmup_epochs)
     set_threads(config.threads)
     device = pick_device(config.device)
     if device.type == "cuda":
@@ -118,8 +131,12 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
     )
     if "train" not in data.splits:
         raise DataError(f"dataset {config.dataset} has no training split (no train/ folder?)")
+    stored = checkpoint_config(config, data, train_levels)  # the whole hold-out, always
+    if config.limit is not None:  # a smoke test: a few evenly spaced images of every split
+        for name, split in data.splits.items():
+            data.splits[name] = split.take(evenly_spaced(len(split), config.limit))
+        stored["train_size"] = len(data.splits["train"])
     train_split = data.splits["train"]
-    stored = checkpoint_config(config, data, train_levels)
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.levels, len(data.classes))
     model = model.to(device, memory_format=torch.channels_last)
@@ -176,12 +193,53 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
             device=device,
         )
 
-    steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    # A compiled model would compile again for the smaller last batch, so --compile drops it
+    # (a different random 1-in-N images each epoch).
+    drop_partial = config.compile
+    steps_per_epoch = (
+        len(train_split) // config.batch_size
+        if drop_partial
+        else math.ceil(len(train_split) / config.batch_size)
+    )
+    if steps_per_epoch < 1:
+        raise DataError(
+            f"{len(train_split)} training images do not fill one batch of {config.batch_size}"
+        )
+    epochs = config.epochs
+    if config.time_budget_s is not None and state["epoch"] > 0:
+        epochs = int(ckpt["config"]["epochs"])  # sized when this run's first epoch ended
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    for epoch in range(state["epoch"], config.epochs):
-        started = time.time()
+    clock = Clock(device)
+    compiled = torch.compile(model) if config.compile else None  # compiles at its first call
+    forward = model
+    probe = None
+    if compiled is not None:
+        probe = CompileProbe(model, compiled, steps_per_epoch, clock)
+        if state["epoch"] > 0:  # resumed: the probe ran in an earlier process
+            kept = [r["compile"]["compiled_kept"] for r in state["history"] if "compile" in r]
+            forward = compiled if (kept[-1] if kept else True) else model
+            probe = None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
+
+    def save_training_state(epoch_started: float) -> None:
+        """last.pt: what a resumed run needs, with the time this epoch has taken so far."""
+        training_state = {
+            "model": on_cpu(model.state_dict()),
+            "optimizer": on_cpu(optimizer.state_dict()),
+            "epoch": state["epoch"],
+            "config": stored,
+            "history": json.dumps(state["history"]),
+            "wall_time_s": state["wall_time_s"] + (clock.now() - epoch_started),
+        }
+        if average is not None:
+            training_state["average"] = on_cpu(average)
+        save_checkpoint(training_state, last)
+
+    first_epoch = state["epoch"]
+    while state["epoch"] < epochs:
+        epoch = state["epoch"]
+        started = clock.now()
         model.train()
         seen = 0
         # Sums stay on the device: reading them every step would stall a GPU once per batch.
@@ -190,15 +248,24 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
         bar = tqdm(
             training_batches(seed=config.seed * 1000 + epoch),
             total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
+            desc=f"epoch {epoch + 1}/{epochs}",
             disable=not progress,
             file=sys.stderr,
             mininterval=2.0,
         )
+        # Steady step time, for --time-budget: from mid-epoch (after any compile) to the end.
+        mid_step = max(steps_per_epoch // 2, probe.done_at if probe else 0)
+        mid_time = None
         for i, (x, y, _) in enumerate(bar):
+            if i >= steps_per_epoch:  # the partial last batch, dropped with --compile
+                break
+            if probe is not None:
+                forward = probe.model_for(i)
+            if i == mid_step:
+                mid_time = clock.now()
             lr = learning_rate(
                 epoch * steps_per_epoch + i,
-                total_steps,
+                epochs * steps_per_epoch,
                 warmup_steps,
                 config.lr,
                 config.schedule,
@@ -208,8 +275,9 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
                 group["lr"] = lr
             if len(train_levels) > 1:
                 set_levels(model, train_levels[i % len(train_levels)])
-            logits = model(x.contiguous(memory_format=torch.channels_last))
-            loss = loss_fn(logits, y)
+            with autocast:
+                logits = forward(x.contiguous(memory_format=torch.channels_last))
+                loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -222,13 +290,18 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
                     acc=f"{correct.item() / seen:.3f}",
                     lr=f"{lr:.4f}",
                 )
+        bar.close()
+        loop_end = clock.now()
         set_levels(model, config.levels)
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum.item() / seen,
             "train_accuracy": correct.item() / seen,
-            "seconds": time.time() - started,
+            "seconds": round(loop_end - started, 3),  # the training steps, not the evaluation
         }
+        if probe is not None and probe.report is not None:
+            record["compile"] = probe.report
+        probe = None  # only the first epoch of a run is probed
         if "calibration" in data.splits:
             record["calibration_accuracy"] = evaluate_ann(model, data.splits["calibration"])
             if max(train_levels) > config.levels:
@@ -239,20 +312,36 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
             average = update_average(average, model)
             record["averaged_epochs"] = average["count"]
         state["history"].append(record)
-        state["wall_time_s"] += time.time() - started
         state["epoch"] = epoch + 1
+
+        sizing = config.time_budget_s is not None and epoch == 0 == first_epoch
+        if sizing or state["epoch"] % config.checkpoint_every == 0 or state["epoch"] == epochs:
+            save_start = clock.now()
+            save_training_state(started)
+            save_s = clock.now() - save_start
+        if sizing:
+            # Each further epoch: its steps at the steady rate, evaluation, and its share of a
+            # checkpoint write. The schedule up to here was all warm-up, so it stays valid.
+            overhead = (save_start - loop_end) + save_s / config.checkpoint_every
+            if mid_time is not None and mid_step < steps_per_epoch:
+                step_s = (loop_end - mid_time) / (steps_per_epoch - mid_step)
+            else:
+                step_s = (loop_end - started) / steps_per_epoch
+            estimate = step_s * steps_per_epoch + overhead
+            epochs = epochs_that_fit(
+                config.time_budget_s, clock.now() - started, estimate, config.epochs
+            )
+            stored["epochs"] = epochs
+            record.update(sized_epochs=epochs, epoch_estimate_s=round(estimate, 3))
+            print(
+                f"--time-budget {config.time_budget_s:g} s: {epochs} epochs "
+                f"(first {clock.now() - started:.1f} s, then about {estimate:.2f} s each)",
+                file=sys.stderr,
+                flush=True,
+            )
+            save_training_state(started)  # with the sized schedule, so a resumed run keeps it
+        state["wall_time_s"] += clock.now() - started
         print(json.dumps(record), file=sys.stderr, flush=True)
-        training_state = {
-            "model": on_cpu(model.state_dict()),
-            "optimizer": on_cpu(optimizer.state_dict()),
-            "epoch": epoch + 1,
-            "config": stored,
-            "history": json.dumps(state["history"]),
-            "wall_time_s": state["wall_time_s"],
-        }
-        if average is not None:
-            training_state["average"] = on_cpu(average)
-        save_checkpoint(training_state, last)
 
     if average is not None:
         with torch.no_grad():
@@ -261,8 +350,9 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
         # Averaged weights never ran a batch, so the BatchNorm statistics left from training
         # belong to other weights: refit them as an equal-weight mean over one training pass.
         started = time.time()
-        update_bn(training_batches(seed=config.seed * 1000 + config.epochs), model)
+        update_bn(training_batches(seed=config.seed * 1000 + epochs), model)
         state["wall_time_s"] += time.time() - started
+    half = round_weights_to_half(model) if config.half_weights else []
 
     words = sys.argv[1:] if argv_words is None else list(argv_words)
     result = {
@@ -273,12 +363,20 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
     }
     if average is not None:
         result["averaged_epochs"] = average["count"]
+    probes = [r["compile"] for r in state["history"] if "compile" in r]
+    if probes:
+        result["compile"] = probes[-1]
+    if half:
+        result["half_weights"] = len(half)
     for name in ("calibration", "test"):
         if name in data.splits:
             result[f"ann_{name}_accuracy"] = evaluate_ann(model, data.splits[name])
+    weights = on_cpu(model.state_dict())
+    for name in half:  # float16 holds these values exactly (round_weights_to_half)
+        weights[name] = weights[name].half()
     save_checkpoint(
         {
-            "model": on_cpu(model.state_dict()),
+            "model": weights,
             "config": stored,
             "history": json.dumps(state["history"]),
             "result": json.dumps(result),

@@ -20,6 +20,7 @@ from dynconf.engine.checkpoint import checkpoint_config, train_config_of
 from dynconf.engine.config import (
     CHECKPOINT_DATA_KEYS,
     CHECKPOINT_FIELDS,
+    CHECKPOINT_OPTIONAL_FIELDS,
     LevelsConfig,
     SimulateConfig,
     TrainConfig,
@@ -74,6 +75,22 @@ def test_the_checkpoint_record_keeps_its_keys_in_order():
     assert again == dataclasses.replace(config, train_levels=(4,))
 
 
+def test_lease_settings_are_recorded_only_when_used():
+    data = load_digits()
+    config = TrainConfig(
+        "digits", "digits_cnn", "out", amp="bf16", compile=True, time_budget_s=300.0,
+        half_weights=True, limit=50, checkpoint_every=5,
+    )  # fmt: skip
+    stored = checkpoint_config(config, data, [4])
+    assert list(stored)[: len(STORED_KEYS)] == STORED_KEYS
+    extra = {k: stored[k] for k in list(stored)[len(STORED_KEYS) :]}
+    assert extra == dict(limit=50, amp="bf16", compile=True, time_budget_s=300.0, half_weights=True)
+    assert set(extra) == set(CHECKPOINT_OPTIONAL_FIELDS)
+    # checkpoint_every changes no weight, so it is not recorded and reads back as the default
+    again = train_config_of({"config": stored}, out="out")
+    assert again == dataclasses.replace(config, train_levels=(4,), checkpoint_every=1)
+
+
 @pytest.mark.parametrize("name", ["digits", "cifar10_resnet20"])
 def test_shipped_checkpoints_read_as_train_configs(name):
     ckpt = torch.load(ROOT / "cached_runs" / name / "model.pt", weights_only=True)
@@ -94,6 +111,15 @@ def test_train_flags_build_the_config():
     )  # fmt: skip
     config = train_cli.config_from_args(args)
     assert config == TrainConfig("digits", "digits_cnn", "o", lr=0.05, train_levels=(4, 8))
+    lease = parse(
+        train_cli, "--dataset", "digits", "--arch", "a", "--out", "o", "--amp", "bf16",
+        "--compile", "--time-budget", "300", "--checkpoint-every", "10", "--half-weights",
+        "--limit", "64",
+    )  # fmt: skip
+    assert train_cli.config_from_args(lease) == TrainConfig(
+        "digits", "a", "o", amp="bf16", compile=True, time_budget_s=300.0,
+        checkpoint_every=10, half_weights=True, limit=64,
+    )  # fmt: skip
     defaults = parse(train_cli, "--dataset", "digits", "--arch", "a", "--out", "o")
     assert train_cli.config_from_args(defaults) == TrainConfig("digits", "a", "o")
     bad = parse(

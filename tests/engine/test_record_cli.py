@@ -118,14 +118,14 @@ def test_record_command_equals_record_run_on_the_same_batches(tmp_path, user_pac
     assert run.classes == [str(d) for d in range(10)]
 
     # the same model and images through the library give the same arrays
-    from dynconf.engine.simulate import subset
+    from dynconf.engine.data.base import evenly_spaced
 
     torch.set_num_threads(1)
     digits = load_digits()
     plan = {}
     for name in ("calibration", "test"):
         split = digits.splits[name]
-        split = split.take(subset(len(split), 50))
+        split = split.take(evenly_spaced(len(split), 50))
         plan[name] = [(x, y, split.ids[pos]) for x, y, pos in split.batches(16)]
     direct = record_run(model, plan, T=8, out=tmp_path / "lib", progress=False)
     for name in ("calibration", "test"):
@@ -164,11 +164,11 @@ def test_killed_record_command_resumes_to_the_uninterrupted_run(tmp_path, user_p
         from my_snns.mlp import build_model
     finally:
         sys.path.remove(str(user_package))
-    from dynconf.engine.simulate import subset
+    from dynconf.engine.data.base import evenly_spaced
 
     torch.set_num_threads(1)
     split = load_digits().splits["test"]
-    split = split.take(subset(len(split), 160))
+    split = split.take(evenly_spaced(len(split), 160))
     batches = [(x, y, split.ids[pos]) for x, y, pos in split.batches(8)]
     whole = record_run(build_model(), batches, T=8, out=tmp_path / "whole", progress=False)
     a, b = load_run(out).split("test"), whole.split("test")
