@@ -143,7 +143,8 @@ class SpikeCounter:
 
 class Adapter:
     """One framework's way of driving a network. Subclasses set the class attributes and
-    implement ``reset``, ``forward`` and, where they have named readouts, ``read``."""
+    implement ``setup`` (checks and counters, reading the options the constructor keeps as
+    attributes), ``reset``, ``forward`` and, where they have named readouts, ``read``."""
 
     name = ""  # the registry key: framework="spikingjelly"
     label = ""  # how messages name it: "SpikingJelly"
@@ -163,8 +164,15 @@ class Adapter:
                 "nor a callable"
             )
         self.readout = readout
+        self.requested_step_mode = step_mode  # None (the model's own), "s" or "m"
+        self.count_spikes = bool(count_spikes)
+        self.count_synops = bool(count_synops)
+        self.setup()
 
     # --------------------------------------------------------------- what subclasses define
+
+    def setup(self) -> None:
+        """Find the framework's neurons, check the model and options, make the counters."""
 
     def reset(self) -> None:
         raise NotImplementedError

@@ -34,16 +34,8 @@ class SnnTorchAdapter(Adapter):
     package = "snntorch"
     readouts = ("membrane", "spikes", "output")
 
-    def __init__(
-        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
-    ):
-        super().__init__(
-            model,
-            step_mode=step_mode,
-            readout=readout,
-            count_spikes=count_spikes,
-            count_synops=count_synops,
-        )
+    def setup(self) -> None:
+        model, step_mode = self.model, self.requested_step_mode
         import snntorch
         from snntorch import utils
 
@@ -67,11 +59,11 @@ class SnnTorchAdapter(Adapter):
                 "cannot be cleared between batches; use framework='callable'"
             )
         self._seen_kind: str | None = None
-        if count_spikes:
+        if self.count_spikes:
             self.counter = SpikeCounter(
                 self.neurons, spikes_of=_spikes_of, is_multi=lambda m: False
             )
-        if count_synops:
+        if self.count_synops:
             self.synops = SynopsCounter(model, self.neurons.values())
 
     def reset(self) -> None:

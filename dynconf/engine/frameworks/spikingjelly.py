@@ -31,16 +31,8 @@ class SpikingJellyAdapter(Adapter):
     label = "SpikingJelly"
     package = "spikingjelly"
 
-    def __init__(
-        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
-    ):
-        super().__init__(
-            model,
-            step_mode=step_mode,
-            readout=readout,
-            count_spikes=count_spikes,
-            count_synops=count_synops,
-        )
+    def setup(self) -> None:
+        model, step_mode = self.model, self.requested_step_mode
         from spikingjelly.activation_based import functional, neuron
 
         self._functional = functional
@@ -63,11 +55,11 @@ class SpikingJellyAdapter(Adapter):
                 "the model's neuron modules mix single-step ('s') and multi-step ('m') modes; "
                 "pass step_mode='s' or 'm' to say how the network is called"
             )
-        if count_spikes:
+        if self.count_spikes:
             self.counter = SpikeCounter(
                 neurons, spikes_of=_first_tensor, is_multi=lambda m: m.step_mode == "m"
             )
-        if count_synops:
+        if self.count_synops:
             self.synops = SynopsCounter(model, neurons.values())
 
     def reset(self) -> None:

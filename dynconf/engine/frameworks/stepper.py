@@ -23,16 +23,8 @@ class StepperAdapter(Adapter):
     name = "callable"
     label = "callable"
 
-    def __init__(
-        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
-    ):
-        super().__init__(
-            model,
-            step_mode=step_mode,
-            readout=readout,
-            count_spikes=count_spikes,
-            count_synops=count_synops,
-        )
+    def setup(self) -> None:
+        model, step_mode = self.model, self.requested_step_mode
         if not claims(model):
             raise DynconfError(
                 f"framework='callable' needs an object with step(x_t) -> logits_t and reset() "
@@ -41,7 +33,6 @@ class StepperAdapter(Adapter):
             )
         if step_mode not in (None, "s"):
             raise DynconfError("framework='callable' is stepped one step at a time")
-        self.count_spikes = bool(count_spikes)
         self.reports_spikes: bool | None = None
 
     def reset(self) -> None:
