@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from dynconf.core.atomic import TMP_PREFIX
-from dynconf.errors import DynconfError, RunFormatError
+from dynconf.errors import RunFormatError
+from lease import print_result
 
 
 def compare_with_cpu(run_dir: Path, data_root: str | None, count: int) -> dict:
@@ -134,15 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", type=int, default=6, help="test images re-simulated (0: none)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run of that name")
     args = parser.parse_args(argv)
-    try:
-        report = assemble(
+    return print_result(
+        lambda: assemble(
             Path(args.returned), Path(args.into), args.data_root, args.check, args.overwrite
         )
-    except (DynconfError, OSError, json.JSONDecodeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report))
-    return 0
+    )
 
 
 if __name__ == "__main__":

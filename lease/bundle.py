@@ -25,20 +25,19 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
 from dynconf.core.atomic import (
-    DestinationError,
     atomic_write,
     destination_error,
-    temp_name,
+    new_folder_atomic,
     write_json_atomic,
 )
 from dynconf.errors import DataError
+from lease import print_result
 from lease.jpegpack import check_name, check_names, list_tree
 
 FORMAT = "dynconf-bundle-1"
@@ -286,23 +285,7 @@ def unpack_files(manifest: Path | str, dest: Path | str) -> dict[str, Path]:
             )
         if _sha256_file(path) != record["sha256"]:
             raise DataError(f"part {record['name']} is damaged: its sha256 does not match")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise destination_error(dest.parent, exc) from exc
-    tmp = temp_name(dest)
-    try:
-        tmp.mkdir()
-        _rebuild(parts, data["files"], tmp)
-        if os.path.lexists(dest):
-            raise DataError(f"{dest} appeared while unpacking; unpack into a new folder")
-        os.rename(tmp, dest)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, DestinationError):
-            raise destination_error(dest, exc) from exc
-        raise
+    new_folder_atomic(dest, lambda tmp: _rebuild(parts, data["files"], tmp))
     return {f["name"]: dest / f["name"] for f in data["files"]}
 
 
@@ -375,24 +358,22 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("manifest", metavar="MANIFEST")
     u.add_argument("dest", metavar="DEST")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "pack":
-            written = pack_files(
-                entries_for(args.paths),
-                args.out,
-                args.stem,
-                part_bytes=int(args.part_mib * 2**20),
-                max_parts=args.max_parts,
-            )
-            result = {"parts": [str(p) for p in written[:-1]], "manifest": str(written[-1])}
-        else:
-            rebuilt = unpack_files(args.manifest, args.dest)
-            result = {name: str(path) for name, path in rebuilt.items()}
-    except (DataError, DestinationError) as exc:
-        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
-        return 2
-    print(json.dumps(result), flush=True)
-    return 0
+
+    def pack() -> dict:
+        written = pack_files(
+            entries_for(args.paths),
+            args.out,
+            args.stem,
+            part_bytes=int(args.part_mib * 2**20),
+            max_parts=args.max_parts,
+        )
+        return {"parts": [str(p) for p in written[:-1]], "manifest": str(written[-1])}
+
+    def unpack() -> dict:
+        rebuilt = unpack_files(args.manifest, args.dest)
+        return {name: str(path) for name, path in rebuilt.items()}
+
+    return print_result(pack if args.command == "pack" else unpack)
 
 
 if __name__ == "__main__":

@@ -20,19 +20,17 @@ The path rules (check_name) and the tree walk (list_tree) are shared with lease.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import json
 import os
-import shutil
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from dynconf.core.atomic import DestinationError, atomic_write, destination_error, temp_name
+from dynconf.core.atomic import atomic_write, new_folder_atomic
 from dynconf.errors import DataError
+from lease import print_result
 
 FORMAT = "dynconf-jpegpack-1"
 SOI = b"\xff\xd8"  # start of image: the file is a JPEG
@@ -280,15 +278,10 @@ def unpack_tree(pack: Path | str, dest: Path | str) -> dict:
     prefixes, prefix_offsets = arrays["prefixes"], arrays["prefix_offsets"]
     bodies, body_offsets = arrays["bodies"], arrays["body_offsets"]
     expected = arrays["digest"].tobytes().decode("ascii")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise destination_error(dest.parent, exc) from exc
-    tmp = temp_name(dest)
-    digest = hashlib.sha256()
-    total = 0
-    try:
-        tmp.mkdir()
+
+    def fill(tmp: Path) -> int:
+        digest = hashlib.sha256()
+        total = 0
         made = {tmp}
         for i, name in enumerate(paths):
             p = int(arrays["prefix_of"][i])
@@ -308,15 +301,9 @@ def unpack_tree(pack: Path | str, dest: Path | str) -> dict:
                 fh.write(content)
         if digest.hexdigest() != expected:
             raise DataError(f"{pack}: digest mismatch: the pack is damaged")
-        if os.path.lexists(dest):
-            raise DataError(f"{dest} appeared while unpacking; unpack into a new folder")
-        os.rename(tmp, dest)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, DestinationError):
-            raise destination_error(dest, exc) from exc
-        raise
+        return total
+
+    total = new_folder_atomic(dest, fill)
     return {"files": len(paths), "bytes": total, "digest": expected}
 
 
@@ -335,16 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("pack", metavar="PACK")
     u.add_argument("dest", metavar="DEST")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "pack":
-            result = pack_tree(args.src, args.out)
-        else:
-            result = unpack_tree(args.pack, args.dest)
-    except (DataError, DestinationError) as exc:
-        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
-        return 2
-    print(json.dumps(result), flush=True)
-    return 0
+    if args.command == "pack":
+        return print_result(lambda: pack_tree(args.src, args.out))
+    return print_result(lambda: unpack_tree(args.pack, args.dest))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ Until then ``git status`` shows them as deleted: do not commit in between.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from dynconf.errors import DataError
+from lease import print_result
 
 LIMIT_BYTES = 64 * 2**20
 LEASE_DIR = ".lease"  # what the job carries (ignored by git), at the repository's root
@@ -160,21 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None, help="prepare: where cifar10/ is")
     args = parser.parse_args(argv)
     repo = Path(args.repo).resolve()
-    try:
-        if args.action == "check":
-            result = check(repo, args.carry)
-        elif args.action == "hide":
-            result = {"hidden": hide(repo, args.paths or list(BIG_RUNS))}
-        elif args.action == "restore":
-            result = {"restored": restore(repo)}
-        else:
-            data_root = Path(args.data_root) if args.data_root else None
-            result = prepare(repo, data_root)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    data_root = Path(args.data_root) if args.data_root else None
+    actions = {
+        "check": lambda: check(repo, args.carry),
+        "hide": lambda: {"hidden": hide(repo, args.paths or list(BIG_RUNS))},
+        "restore": lambda: {"restored": restore(repo)},
+        "prepare": lambda: prepare(repo, data_root),
+    }
+    return print_result(actions[args.action])
 
 
 if __name__ == "__main__":

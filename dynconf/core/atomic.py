@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from dynconf.errors import DynconfError
+from dynconf.errors import DataError, DynconfError
 
 TMP_PREFIX = ".dynconf-tmp-"  # ignored by list_runs and by .gitignore
 # A temporary name: prefix, owner pid, 12 random hex digits, then the target's tag + name.
@@ -192,6 +192,36 @@ def write_new_file(path: Path | str, write: Callable[[IO[bytes]], Any]) -> Path:
     path = Path(path)
     _write_fsynced(path, write, path)
     return path
+
+
+def new_folder_atomic(dest: Path | str, fill: Callable[[Path], Any]) -> Any:
+    """Make the folder ``dest`` (which must not exist) all at once: ``fill(tmp)`` writes its
+    contents into a temporary folder beside it, which is then renamed to ``dest``.
+
+    Anything ``fill`` raises removes the temporary folder and leaves no ``dest``; an OSError
+    becomes a DestinationError. Returns what ``fill`` returned.
+    """
+    dest = Path(dest)
+    if os.path.lexists(dest):
+        raise DataError(f"{dest} already exists; write into a new folder")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise destination_error(dest.parent, exc) from exc
+    tmp = temp_name(dest)
+    try:
+        tmp.mkdir()
+        result = fill(tmp)
+        if os.path.lexists(dest):  # (os.rename would replace an empty folder made meanwhile)
+            raise DataError(f"{dest} appeared while it was being written")
+        os.rename(tmp, dest)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, DestinationError):
+            raise destination_error(dest, exc) from exc
+        raise
+    return result
 
 
 # errno values that mean "this destination cannot be written", for callers that catch OSError

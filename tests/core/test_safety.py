@@ -23,12 +23,17 @@ import numpy as np
 import pytest
 
 from dynconf.core import store as runs
-from dynconf.core.atomic import TMP_PREFIX, DestinationError, remove_stale_temps
+from dynconf.core.atomic import (
+    TMP_PREFIX,
+    DestinationError,
+    new_folder_atomic,
+    remove_stale_temps,
+)
 from dynconf.core.format import check_run_name
 from dynconf.core.importing import import_outputs
 from dynconf.core.locking import RunLockedError, lock_path, run_lock
 from dynconf.core.store import add_split, list_runs, load_run, run_stamp, save_run
-from dynconf.errors import RunFormatError
+from dynconf.errors import DataError, RunFormatError
 from tests.helpers import synthetic_split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -456,7 +461,7 @@ def test_stale_rules_age_owner_and_the_moved_aside_run(tmp_path):
 LOAD = """
 import sys
 from dynconf.core.store import load_run, list_runs
-from dynconf.errors import RunFormatError
+from dynconf.errors import DataError, RunFormatError
 try:
     load_run(sys.argv[1])
 except RunFormatError as exc:
@@ -484,7 +489,7 @@ def test_fifo_import_sources_are_refused(tmp_path):
     script = """
 import sys
 from dynconf.core.importing import import_outputs
-from dynconf.errors import RunFormatError
+from dynconf.errors import DataError, RunFormatError
 for src, labels in ((sys.argv[1], None), (sys.argv[2], sys.argv[3])):
     try:
         import_outputs(src, sys.argv[4], labels_path=labels)
@@ -567,7 +572,7 @@ def zip_bomb(tmp_path_factory) -> Path:
 BOMB = """
 import sys
 from dynconf.core.importing import import_outputs
-from dynconf.errors import RunFormatError
+from dynconf.errors import DataError, RunFormatError
 try:
     import_outputs(sys.argv[1], sys.argv[2], max_bytes=int(sys.argv[3]))
 except RunFormatError as exc:
@@ -715,3 +720,32 @@ def test_destination_errors_are_one_line(tmp_path):
     np.savez(tmp_path / "o.npz", **small())
     with pytest.raises(DestinationError, match="cannot write"):
         import_outputs(tmp_path / "o.npz", tmp_path / "file" / "sub" / "r")
+
+
+def test_a_new_folder_appears_whole_or_not_at_all(tmp_path):
+    def fill(folder: Path) -> int:
+        (folder / "a").write_text("1")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "b").write_text("2")
+        return 2
+
+    dest = tmp_path / "made" / "tree"
+    assert new_folder_atomic(dest, fill) == 2
+    assert (dest / "sub" / "b").read_text() == "2"
+    with pytest.raises(DataError, match="already exists"):
+        new_folder_atomic(dest, fill)
+
+    def half_then_fail(folder: Path) -> None:
+        (folder / "a").write_text("1")
+        raise DataError("the source is damaged")
+
+    with pytest.raises(DataError, match="damaged"):
+        new_folder_atomic(tmp_path / "other", half_then_fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made"]  # no temp folder left
+
+    def disk_full(folder: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DestinationError, match="No space left"):
+        new_folder_atomic(tmp_path / "full", disk_full)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made"]
