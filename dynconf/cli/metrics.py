@@ -397,6 +397,8 @@ def cmd_select(args) -> tuple[dict, str]:
         test_spikes=run.split(args.eval_split).spikes,
         neurons=run.meta.get("neurons"),
         cal_spikes=run.split(args.calibration_split).spikes,
+        test_synops=run.split(args.eval_split).synops,
+        cal_synops=run.split(args.calibration_split).synops,
     )
     out = {
         "run": str(run.path),

@@ -71,6 +71,8 @@ def select_threshold(
     test_spikes=None,
     neurons=None,
     cal_spikes=None,
+    test_synops=None,
+    cal_synops=None,
 ) -> Selection:
     """Lowest-latency swept threshold whose calibration accuracy >= calibration baseline at
     T_max - tolerance (ties: higher accuracy, then the higher, more conservative threshold);
@@ -82,7 +84,7 @@ def select_threshold(
     and keeps calibration accuracy >= target - acc_slack.
 
     ``test_spikes`` / ``cal_spikes`` (hidden spikes per step, [T, N]) add spikes at exit to
-    the test / calibration results.
+    the test / calibration results, ``test_synops`` / ``cal_synops`` synaptic operations.
     """
     if cal_dec.decoder != test_dec.decoder or cal_dec.kappa != test_dec.kappa:
         raise DynconfError("calibration and test must use the same decoder and kappa")
@@ -102,8 +104,12 @@ def select_threshold(
         threshold=threshold,
         tolerance=tolerance,
         target_accuracy=int(baseline_counts(cal_dec)[-1]) / N - tolerance,
-        calibration=threshold_cache(cal_dec).evaluate(threshold, cal_spikes, neurons),
-        test=threshold_cache(test_dec).evaluate(threshold, test_spikes, neurons),
+        calibration=threshold_cache(cal_dec).evaluate(
+            threshold, cal_spikes, neurons, synops=cal_synops
+        ),
+        test=threshold_cache(test_dec).evaluate(
+            threshold, test_spikes, neurons, synops=test_synops
+        ),
         band=(float(sw.thresholds[lo]), float(sw.thresholds[hi])),
         sweep=sw,
         decoder=cal_dec.decoder,

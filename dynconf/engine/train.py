@@ -24,6 +24,12 @@ moved there and converted and augmented there, and checkpoints are written with 
 so a run started on a GPU resumes on a CPU (or the other way round) with the same command.
 Checkpoints contain only tensors and plain Python values, so they load with
 ``torch.load(weights_only=True)`` (see checkpoint.py).
+For minutes of a lent GPU (engine/speed.py, lease/README.md): ``--time-budget S`` trains as
+many epochs as fit in S seconds, counted after the first epoch from its own timing (that epoch
+must be all warm-up, so the schedule is the one ``--epochs N`` gives); ``--amp bf16``
+autocasts the training steps; ``--compile`` times eager against compiled steps in the first
+epoch and keeps the faster; ``--half-weights`` stores float16 conv/linear weights that are
+exactly the network evaluated; ``--checkpoint-every N`` writes last.pt less often.
 """
 
 from __future__ import annotations

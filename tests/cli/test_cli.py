@@ -231,3 +231,15 @@ def test_closed_pipe_ends_quietly(synthetic_run):
     )
     assert proc.stdout.startswith('{"run": ') and proc.stdout.endswith(" status=0\n")
     assert proc.stderr == "", proc.stderr
+
+
+def test_select_reports_synaptic_operations_where_the_run_has_them(capsys):
+    path = REPO / "cached_runs" / "noisy_digits"
+    run = load_run(path)
+    sel = run_json(capsys, "select", str(path), "--calibration-split", "calibration",
+                   "--eval-split", "test")  # fmt: skip
+    for name in ("test", "calibration"):
+        split = run.split(name)
+        ref = metrics.evaluate(decode(split), sel["threshold"], synops=split.synops)
+        assert sel[name]["synops_saving"] == ref.synops_saving is not None
+        assert sel[name]["synops_per_sample_at_exit"] == ref.synops_per_sample_at_exit
