@@ -2,7 +2,7 @@
 
 The device tool sends the checkout's tracked files, its untracked files that git does not
 ignore, and the ignored paths named in ``carry``: 64 MiB at most (lease/README.md). The
-shipped CIFAR-10 run alone is 42 MB of tracked arrays, which no GPU job needs, and the
+shipped CIFAR-10 run alone is 51 MB of tracked arrays, which no GPU job needs, and the
 CIFAR-10 pack that a job does need is 19 MB. So, for the one call that needs the room:
 
     python -m lease.travel prepare --data-root ../shared/data   # pack the data, hide big runs
