@@ -104,7 +104,7 @@ def run_phase(words: list[str], timeout_s: float, log: Log) -> str:
     Returns its stdout (the command's --json result). Stops it when ``timeout_s`` passes.
     """
     command = [sys.executable, "-m", "dynconf", *words]
-    log("$ " + " ".join(command[1:]))
+    log("$ python -m dynconf " + " ".join(words))
     if timeout_s <= 0:
         raise PhaseFailed(f"no time left for {words[0]}")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
