@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     lease = parser.add_argument_group(
-        "short GPU runs", "settings that fit training into minutes of a GPU (README: a lent GPU)"
+        "short GPU runs", "settings that fit training into minutes of a GPU (lease/README.md)"
     )
     lease.add_argument(
         "--limit",

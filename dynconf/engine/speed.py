@@ -1,6 +1,6 @@
 """Fitting training into a fixed stretch of GPU time: timed steps, the compile probe, the budget.
 
-A lent GPU comes for minutes (README "Training on a lent GPU"), so `train` can size its
+A lent GPU comes for minutes (lease/README.md), so `train` can size its
 schedule from a timed first epoch (``--time-budget``), try ``torch.compile`` and keep it only
 if its steps are measured faster (``--compile``), and store float16 weights so the model comes
 back in fewer files (``--half-weights``). The pieces are here; engine/train.py uses them.
