@@ -104,15 +104,9 @@ def restore(repo: Path) -> list[str]:
     exclude = exclude_file(repo)
     if exclude.is_file():
         lines = exclude.read_text().splitlines()
-        keep, skip = [], False
-        for line in lines:
-            if line == MARK:
-                skip = True
-                continue
-            if not skip:
-                keep.append(line)
-            skip = False
-        exclude.write_text("".join(line + "\n" for line in keep))
+        marks = {i for i, line in enumerate(lines) if line == MARK}
+        drop = marks | {i + 1 for i in marks}  # each mark and the path line it introduces
+        exclude.write_text("".join(line + "\n" for i, line in enumerate(lines) if i not in drop))
     changed = [p for p in paths if git(repo, "status", "--porcelain", "--", p).strip()]
     if changed:
         raise DataError(f"restored, but these differ from HEAD: {', '.join(changed)}")

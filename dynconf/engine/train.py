@@ -224,7 +224,7 @@ def train(config: TrainConfig, progress: bool = True, argv_words: list[str] | No
         probe = CompileProbe(model, compiled, steps_per_epoch, clock)
         if state["epoch"] > 0:  # resumed: the probe ran in an earlier process
             kept = [r["compile"]["compiled_kept"] for r in state["history"] if "compile" in r]
-            forward = compiled if (kept[-1] if kept else True) else model
+            forward = model if kept and not kept[-1] else compiled
             probe = None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
 
