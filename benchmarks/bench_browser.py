@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_browser [--steps 12] [--n 50000] [--t 256] [--skip-big]
                                        [--legacy] [--tmp DIR]
+    python -m benchmarks.bench_browser --first-chart 4     # explorer vs a one-chart page
 
 Starts the app (tests/app/serve.py: ``streamlit run app.py`` on a free port) on the shipped
 CIFAR-10 run (cached_runs/cifar10_resnet20: N = 10,000, T = 64) and on a synthetic run of
@@ -27,6 +28,10 @@ with dynconf.core.store.save_run), and drives Debian's Chromium through Playwrig
 rerun): the sidebar slider is stepped, and a step ends at the frame after the metric shows
 the new value, every chart has been redrawn and the rerun is over. Drag updates are the
 metric's changes during the drag.
+
+``--first-chart R`` instead compares the explorer's first chart with a one-chart Streamlit
+page (``st.title`` and one ``st.plotly_chart``) served beside the app in the same run, warm
+and cold, interleaved (benchmarks/first_chart.py).
 
 The last line is one JSON object: step_ms_median_10k, step_ms_median_50k, first_chart_s_warm,
 first_chart_s_cold, updates_per_s_drag (and the per-step lists).
@@ -304,7 +309,19 @@ def main() -> None:
     ap.add_argument("--skip-big", action="store_true", help="only the shipped run")
     ap.add_argument("--legacy", action="store_true", help="the page before: sidebar slider")
     ap.add_argument("--tmp", type=Path, default=None)
+    ap.add_argument(
+        "--first-chart",
+        type=int,
+        default=0,
+        metavar="R",
+        help="only compare the first chart with a one-chart page, R repeats (warm and cold)",
+    )
     args = ap.parse_args()
+    if args.first_chart:
+        from benchmarks.first_chart import compare
+
+        print(json.dumps(compare(args.first_chart, args.tmp)))
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_browser_", dir=args.tmp))
     try:

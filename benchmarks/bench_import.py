@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_import [--n 50000] [--t 64] [--k 1000] [--compare-n 4000]
                                       [--also-full] [--tmp DIR] [--keep]
+    python -m benchmarks.bench_import --side-bomb [--bomb-gib 3]
 
 Writes a synthetic float16 outputs file [T, N, K] (time first, the run format; 6.4 GB at the
 default size) and its labels into a temporary folder, built chunk by chunk with open_memmap
@@ -18,19 +19,26 @@ for another T x N x K copy on disk) with `evaluate --json` for several decoders 
 thresholds, `oracle --json` and `info --json`, every number compared for equality.
 The last line is one JSON object: n, t, k, peak_rss_mb, seconds, metrics_equal, plus the
 comparison's own numbers.
+
+--side-bomb measures a hostile archive instead: ~3 MB whose outputs are 8 x 20 x 4 and whose
+spikes.npy is a deflated --bomb-gib GiB of float64 zeros. The import must be refused from
+that member's header; the JSON gives the child's exit code, peak RSS and seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -157,8 +165,78 @@ def compare(folder: Path, outputs: Path | None, labels: Path | None, n, t, k) ->
     }
 
 
+def _deflated(data: bytes, mode: int = zlib.Z_FINISH) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(mode)
+
+
+def write_side_bomb(path: Path, gib: int) -> None:
+    """An .npz (zip written by hand) with small outputs and labels and a spikes.npy of
+    ``gib`` GiB of float64 zeros, deflated without ever holding it: one chunk's deflate
+    stream ended by a full flush (nothing refers back past it) repeated, then a final block."""
+    rng = np.random.default_rng(0)
+    members = []
+    for name, arr in (("outputs", rng.normal(size=(8, 20, 4))), ("labels", np.arange(20) % 4)):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        raw = buf.getvalue()
+        members.append((f"{name}.npy", _deflated(raw), zlib.crc32(raw), len(raw)))
+    chunk, count = bytes(160 << 20), gib * (1 << 30) // (160 << 20)  # [rows, 20] float64
+    buf = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (count * (1 << 20), 20)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    crc = zlib.crc32(buf.getvalue())
+    for _ in range(count):
+        crc = zlib.crc32(chunk, crc)
+    body = _deflated(buf.getvalue(), zlib.Z_FULL_FLUSH)
+    body += _deflated(chunk, zlib.Z_FULL_FLUSH) * count + _deflated(b"")
+    members.append(("spikes.npy", body, crc, len(buf.getvalue()) + count * len(chunk)))
+    local, central = bytearray(), bytearray()
+    for name, data, crc, size in members:
+        offset, encoded = len(local), name.encode()
+        fields = (20, 0, 8, 0, 0, crc, len(data), size, len(encoded), 0)
+        local += struct.pack("<IHHHHHIIIHH", 0x04034B50, *fields) + encoded + data
+        central += struct.pack("<IH", 0x02014B50, 20) + struct.pack("<HHHHHIIIHH", *fields)
+        central += struct.pack("<HHHII", 0, 0, 0, 0, offset) + encoded
+    end = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(local), 0
+    )
+    path.write_bytes(bytes(local) + bytes(central) + end)
+
+
+def side_bomb(gib: int) -> dict:
+    """Import the side-array bomb in a child: its exit code, peak RSS, seconds, message."""
+    folder = Path(tempfile.mkdtemp(prefix="bench_side_bomb_"))
+    try:
+        bomb = folder / "bomb.npz"
+        write_side_bomb(bomb, gib)
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "dynconf", "import", str(bomb), "--out", str(folder / "r")],
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        message = child.stderr.read().decode().strip()
+        child.stderr.close()
+        return {
+            "bomb_file_mb": round(bomb.stat().st_size / 1e6, 2),
+            "bomb_inflated_gib": gib,
+            "exit_code": os.waitstatus_to_exitcode(status),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "seconds": round(seconds, 2),
+            "refused_from_header": "refused before reading it" in message,
+            "message": message,
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--side-bomb", action="store_true", help="measure the side-array bomb only")
+    p.add_argument("--bomb-gib", type=int, default=3)
     p.add_argument("--n", type=int, default=50_000)
     p.add_argument("--t", type=int, default=64)
     p.add_argument("--k", type=int, default=1_000)
@@ -172,6 +250,9 @@ def main() -> None:
         "needs room for another T x N x K copy)",
     )
     args = p.parse_args()
+    if args.side_bomb:
+        print(json.dumps(side_bomb(args.bomb_gib)))
+        return
     n, t, k = args.n, args.t, args.k
     copies = 1 + (args.compare_n == 0 or args.also_full)
     need = t * n * k * 2 * copies + t * n * 5 * 10 + (64 << 20)

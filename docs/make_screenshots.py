@@ -53,6 +53,26 @@ def settle(page, timeout_s: float = 180.0) -> None:
         time.sleep(0.25)
 
 
+def classroom_playing(browser, url: str) -> None:
+    """The Classroom while it plays, at a projector's 1024x768 with the sidebar open: the
+    grid and both charts above the fold."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.goto(f"{url}/classroom?{PAGES['classroom']}")
+    page.wait_for_selector('[data-testid="stSidebar"]', timeout=120_000)
+    settle(page)
+    page.get_by_text("slow", exact=True).click()
+    settle(page)
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function(
+        "() => window.__dynconfClassroom && window.__dynconfClassroom.painted.length >= 6",
+        timeout=60_000,
+    )
+    path = OUT / "classroom_playing.png"
+    page.screenshot(path=str(path))
+    print(f"{path.relative_to(ROOT)} (1024x768, playing)")
+    page.close()
+
+
 def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     data = ROOT.parent / "shared" / "data"
@@ -79,6 +99,8 @@ def main(names: list[str]) -> None:
                 page.screenshot(path=str(path))
                 print(f"{path.relative_to(ROOT)} ({height} px)")
                 page.set_viewport_size({"width": 1280, "height": 900})
+            if "classroom" in names:
+                classroom_playing(browser, server["url"])
 
 
 if __name__ == "__main__":

@@ -71,8 +71,14 @@ def _imagefolder_image(
         return None, f"id {sample_id} is outside {folder} ({len(files)} images)"
     from PIL import Image
 
-    with Image.open(files[sample_id]) as im:
-        return np.asarray(im.convert("RGB")), str(Path(files[sample_id]).relative_to(root))
+    from dynconf.core.safeopen import open_regular
+
+    try:
+        with open_regular(files[sample_id], "image", DataError) as fh, Image.open(fh) as im:
+            picture = np.asarray(im.convert("RGB"))
+    except DataError as exc:
+        return None, str(exc)
+    return picture, str(Path(files[sample_id]).relative_to(root))
 
 
 def sample_image(

@@ -35,10 +35,13 @@ from typing import Any
 
 from dynconf.core.atomic import write_json_atomic
 from dynconf.core.format import check_run_name as check_format_name
-from dynconf.core.store import default_runs_root, default_work_root
+from dynconf.core.roots import default_work_root, runs_roots
 from dynconf.errors import DynconfError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the job runs here, so `-m dynconf` is found
+# The folder holding this dynconf package: put first on the job's PYTHONPATH, so
+# `sys.executable -m dynconf` runs this very copy from any working directory (a clone that is
+# not installed as well as an installed package).
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 JOBS_FOLDER = ".jobs"  # hidden: run listings skip it
 
 # Popen handles of the jobs this process started (keyed by job file), so finished ones are
@@ -52,10 +55,11 @@ def jobs_dir(work_root: Path | str | None = None) -> Path:
 
 def check_run_name(name: str, runs_root: Path | str | None = None) -> None:
     """Refuse a name that is not a plain folder name (dynconf.core.format.check_run_name: at
-    most 64 ASCII letters, digits, '-' or '_'), or that a shipped run already uses."""
+    most 64 ASCII letters, digits, '-' or '_'), or that a run in a runs folder already uses
+    (``runs_root``, else every folder of dynconf.core.roots.runs_roots)."""
     check_format_name(name)
-    shipped = Path(runs_root if runs_root is not None else default_runs_root())
-    if (shipped / name).exists():
+    folders = [Path(runs_root)] if runs_root is not None else runs_roots()
+    if any((folder / name).exists() for folder in folders):
         raise DynconfError(f"'{name}' is a shipped run; choose another name")
 
 
@@ -174,19 +178,29 @@ def start_job(
     progress.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "dynconf", "simulate", *args,
            "--out", str(out), "--progress-file", str(progress)]  # fmt: skip
-    with open(log, "w") as fh:
+    log.unlink(missing_ok=True)
+    with open(log, "x") as fh:  # created afresh: never opens a FIFO left in its place
         proc = subprocess.Popen(
             cmd,
             stdout=fh,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=REPO_ROOT,
+            env=_job_environment(),
             start_new_session=True,  # survives the caller; killpg reaches its workers
         )
     job = Job(name, proc.pid, str(out), str(progress), str(log), time.time(), cmd)
     _PROCS[str(job.job_file)] = proc
     _save(job)
     return job
+
+
+def _job_environment() -> dict[str, str]:
+    """The caller's environment with this package's folder first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
+    )
+    return env
 
 
 def cancel_job(job: Job) -> None:
@@ -214,9 +228,9 @@ def own_run_dir(name: str, work_root: Path | str | None = None) -> Path:
     root. Anything else is refused with a DynconfError."""
     check_format_name(name)
     work = Path(work_root if work_root is not None else default_work_root()).resolve()
-    shipped = default_runs_root().resolve()
-    if work == shipped or shipped in work.parents or work in shipped.parents:
-        raise DynconfError("the work root overlaps the shipped runs; runs there are not yours")
+    for shipped in (root.resolve() for root in runs_roots()):
+        if work == shipped or shipped in work.parents or work in shipped.parents:
+            raise DynconfError("the work root overlaps the shipped runs; runs there are not yours")
     path = work / name
     if path.is_symlink() or not path.is_dir() or path.resolve().parent != work:
         raise DynconfError(f"{name!r} is not one of your runs in {work}")

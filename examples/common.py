@@ -30,9 +30,13 @@ def parse_args(description: str, epochs: int) -> argparse.Namespace:
     return args
 
 
-def digits_splits():
-    """sklearn digits as dynconf splits it: train, calibration (held out of train), test."""
-    return load_digits().splits
+def digits_splits(transform: str = "normalize"):
+    """sklearn digits as dynconf splits it: train, calibration (held out of train), test.
+
+    ``transform``: "normalize" ((x / 16 - 0.5) / 0.5, values in [-1, 1]) or "none" (raw
+    pixels x / 16 in [0, 1]); `dynconf record --transform` takes the same names.
+    """
+    return load_digits().with_transform(transform).splits
 
 
 def training_batches(split, batch_size=64, epoch=0):

@@ -10,6 +10,17 @@ import pytest
 from tests.helpers import build_synthetic_run, synthetic_split
 
 
+@pytest.fixture(scope="session", autouse=True)
+def analysis_cache_dir(tmp_path_factory):
+    """Every test (and every process it starts) keeps its analysis cache in one folder of
+    the test session, never in the user's cache: runs built by tests share names and sizes."""
+    folder = tmp_path_factory.mktemp("analysis_cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DYNCONF_CACHE_DIR", str(folder))
+    yield folder
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def dashboard_runs(tmp_path_factory) -> Path:
     """A runs root: a good synthetic run ("synth"), the same stored as top-k only

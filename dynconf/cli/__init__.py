@@ -1,9 +1,10 @@
 """Command line: `python -m dynconf CMD ... [--json]`.
 
-Metric commands (import, info, evaluate, oracle, sweep, select; cli/metrics.py) run on cached
-runs with numpy only. train, simulate, ann, record, policies and export each have a thin
-module of their own (cli/<command>.py), imported only when that command runs (so `--help`
-and the metric commands never import torch or kaleido); each provides add_arguments(parser)
+Metric commands (import, info: cli/runs.py; evaluate, oracle, sweep, select: cli/evaluate.py;
+shared helpers in cli/metrics.py) run on cached runs with numpy only. train, simulate, ann,
+record, policies and export each have a thin module of their own (cli/<command>.py),
+imported only when that command runs (so `--help` and the metric commands never import
+torch or kaleido); each provides add_arguments(parser)
 and run_command(args) -> dict, and optionally format_text(result) -> str (the text printed
 without --json). Commands take their options here and hand config objects to the engine
 and report layers, which know nothing of argparse.
@@ -24,7 +25,7 @@ import os
 import sys
 
 from dynconf import __version__
-from dynconf.cli.metrics import add_metric_commands
+from dynconf.cli import evaluate, runs
 from dynconf.core.atomic import WRITE_ERRNOS
 from dynconf.errors import DynconfError
 
@@ -39,6 +40,7 @@ LAZY_COMMANDS = {
     "ann": ("dynconf.cli.ann", "ANN accuracy at more QCFS levels, an SNN stand-in (torch)"),
     "record": ("dynconf.cli.record", "record your own SpikingJelly/snnTorch/torch SNN as a run"),
     "policies": ("dynconf.cli.policies", "exit policies fitted on calibration, compared on test"),
+    "app": ("dynconf.cli.app", "start the dashboard (Streamlit) on your runs"),
 }
 
 
@@ -56,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
     """The full parser. Only `lazy_command` (if any) has its module imported."""
     parser = _Parser(
-        prog="python -m dynconf",
+        prog="dynconf" if os.path.basename(sys.argv[0]) == "dynconf" else "python -m dynconf",
         description="Dynamic Confidence for spiking neural networks: runs, metrics, oracles.",
     )
     parser.add_argument("--version", action="version", version=f"dynconf {__version__}")
@@ -67,7 +69,8 @@ def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         return p
 
-    add_metric_commands(sub)
+    runs.add_commands(sub)  # import, info
+    evaluate.add_commands(sub)  # evaluate, oracle, sweep, select
 
     for name, (module_name, help_text) in LAZY_COMMANDS.items():
         if name != lazy_command:
@@ -78,7 +81,10 @@ def build_parser(lazy_command: str | None = None) -> argparse.ArgumentParser:
         module.add_arguments(p)
         # A module may say how its result reads without --json (format_text), else key: value.
         p.set_defaults(
-            func=module.run_command, lazy=True, text=getattr(module, "format_text", None)
+            func=module.run_command,
+            lazy=True,
+            text=getattr(module, "format_text", None),
+            passes_through=getattr(module, "PASSES_THROUGH", False),
         )
     return parser
 
@@ -113,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = _find_command(argv)
         parser = build_parser(command if command in LAZY_COMMANDS else None)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # unknown options go through only to a command that takes them (app)
+            if not getattr(args, "passes_through", False):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.passthrough = extra
         args.argv = argv  # for the "created" record of commands that write runs
         if getattr(args, "lazy", False):
             result = args.func(args)

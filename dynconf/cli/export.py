@@ -10,17 +10,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dynconf.cli import html_export
 from dynconf.cli.metrics import finite_float, run_path, unit_float
 from dynconf.core.decoders import decoder_names
+from dynconf.core.formatting import pct
 from dynconf.core.selection import calibration_split, default_split
 from dynconf.core.store import load_run
+from dynconf.errors import DynconfError
 from dynconf.report import export
 from dynconf.report.presets import DEFAULT_PRESET, PRESETS, preset_names
+from dynconf.report.viewdata import make_view
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="run directory (e.g. cached_runs/digits)")
-    parser.add_argument("--out", required=True, help="folder to write the figures into")
+    parser.add_argument("--out", default=None, help="folder to write the figures into")
     parser.add_argument("--split", default=None, help="split to evaluate (default: test)")
     parser.add_argument(
         "--threshold",
@@ -59,21 +63,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{n} ({PRESETS[n].description}, {PRESETS[n].width_in:g} in)" for n in PRESETS)
         + f" (default: {DEFAULT_PRESET})",
     )
+    parser.add_argument(
+        "--samples",
+        type=id_list,
+        default=(),
+        help="sample ids (comma-separated) to draw as the Samples page does: confidence, "
+        "class probabilities, input image (when the dataset is there) and the picker",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=(),
+        metavar="RUN",
+        help="other runs (directories or names) to draw on the Compare page's plane with this "
+        "one, each on its default split with this decoder and kappa",
+    )
+    parser.add_argument(
+        "--steps",
+        type=id_list,
+        default=(),
+        help="classroom steps t (comma-separated) to draw the Classroom grid, the watched "
+        "sample's confidence and the answers so far at",
+    )
+    parser.add_argument(
+        "--policy",
+        default=None,
+        help="the policy whose exits the Policies figures draw (default: the first fitted)",
+    )
+    html_export.add_arguments(parser)
+
+
+def id_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated whole numbers >= 0 ("3,17,250")."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ids") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers >= 0")
+    return values
 
 
 def run_command(args: argparse.Namespace) -> dict[str, Any]:
+    if args.out is None and getattr(args, "html", None) is None:
+        raise DynconfError("give --out FOLDER (figures), --html FILE (the report), or both")
     formats = export.parse_formats(args.formats)
     run = load_run(run_path(args.run_dir))
     split = args.split or default_split(run)
     calibration = args.calibration or calibration_split(run, split)
-    charts, result, context = export.collect_charts(
-        run,
-        split,
+    result: dict[str, Any] = {}
+    if args.out is not None:
+        result.update(_figures(args, run, split, calibration, formats))
+    if getattr(args, "html", None) is not None:
+        result.update(html_export.run(args, run, split, calibration))
+    return result
+
+
+def _figures(args, run, split: str, calibration: str | None, formats) -> dict[str, Any]:
+    """Every figure of every page (the ones asked for by --samples, --compare, --steps
+    included) with its CSV, metrics.tex and metrics.json, into --out."""
+    view = make_view(run, split, args.decoder, args.kappa)
+    others = []
+    for name in args.compare:
+        other = load_run(run_path(name))
+        others.append(make_view(other, default_split(other), args.decoder, args.kappa))
+    bad = [t for t in args.steps if not 1 <= t <= run.T_max]
+    if bad:
+        raise DynconfError(f"--steps: {bad[0]} is not a step of this run (1..{run.T_max})")
+    charts, result, context = export.collect_figures(
+        view,
         threshold=args.threshold,
-        decoder=args.decoder,
-        kappa=args.kappa,
         calibration=calibration,
         tolerance=args.tolerance,
+        samples=tuple(args.samples),
+        compare=others,
+        steps=tuple(args.steps),
+        policy=args.policy,
     )
     files = export.pack_files(run, charts, result, context, formats, preset=args.preset)
     written = export.write_files(args.out, files)
@@ -85,3 +150,32 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         **context,
         "metrics": result.to_dict(per_sample=False),
     }
+
+
+def format_text(result: dict[str, Any]) -> str:
+    """The summary as the app shows it: C to four digits, kappa named ("kappa = T_max =
+    64"), percentages and steps rounded, costs where the run holds them."""
+    if "metrics" not in result:  # the report alone
+        return "\n".join(f"{k}: {v}" for k, v in result.items())
+    m = result["metrics"]
+    kappa = result.get("kappa_label") or "no kappa"
+    lines = [
+        f"wrote {len(result['files'])} files for {len(result['charts'])} figures to "
+        f"{result['out']} (preset {result['preset']})",
+        f"run {result['run']}, split {result['split']}, decoder {result['decoder']}, {kappa}",
+        f"C = {result['threshold']:.4f}"
+        + (
+            f" (chosen on {result['calibration']}, tolerance {100 * result['tolerance']:g} pp)"
+            if result.get("calibration")
+            else ""
+        ),
+        f"accuracy {pct(m['accuracy'])} (at T_max {pct(m['baseline_accuracy'])}), mean "
+        f"latency {m['mean_latency']:.2f} steps ({pct(m['latency_reduction'], 1)} fewer)",
+    ]
+    if m.get("spike_saving") is not None:
+        lines.append(f"spikes saved {pct(m['spike_saving'], 1)}")
+    if m.get("synops_saving") is not None:
+        lines.append(f"synaptic operations saved {pct(m['synops_saving'], 1)}")
+    if "html" in result:
+        lines.append(f"report {result['html']} ({result['html_bytes']:,} bytes)")
+    return "\n".join(lines)

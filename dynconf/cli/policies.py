@@ -5,7 +5,10 @@
 registered policy on the calibration split with the same rule (the fastest whose accuracy is
 at least the T_max baseline minus the tolerance), reports it on the evaluation split with the
 latency against the threshold rule and the share of the gap to the stays-correct oracle it
-closes (dynconf.core.policies.comparison). Without --json it prints a table.
+closes (dynconf.core.policies.comparison). Without --json it prints a table. Spikes and
+synaptic operations at exit are reported on both splits where the run holds them. Fits are
+kept in the analysis cache (dynconf.core.analysis_cache; --no-cache skips it), keyed by the
+run's stamp, so a second run of the command only evaluates.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import argparse
 from typing import Any
 
 from dynconf.cli.metrics import run_path
+from dynconf.core.analysis_cache import AnalysisCache
 from dynconf.core.decoders import decoder_names, kappa_label
 from dynconf.core.policies import POLICIES
-from dynconf.core.policies.comparison import compare_policies, split_decoder
+from dynconf.core.policies.comparison import FitStore, compare_policies, split_decoder
 from dynconf.core.selection import calibration_split, default_split
-from dynconf.core.store import load_run
+from dynconf.core.store import load_run, run_stamp
 from dynconf.errors import DynconfError
 
 
@@ -59,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="only this policy (repeatable; default: every registered one)",
     )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="fit every policy again (ignore cached fits)"
+    )
 
 
 def run_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,16 +76,16 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         raise DynconfError(f"run {run.name} has no calibration split besides '{split}'")
     if cal == split:
         raise DynconfError("the calibration and evaluation splits must differ")
-    test_data = run.split(split)
+    neurons = run.meta.get("neurons")
+    store = None if args.no_cache else FitStore(AnalysisCache(), (run_stamp(run.path), cal))
     comparison = compare_policies(
-        split_decoder(run.split(cal)),
-        split_decoder(test_data),
+        split_decoder(run.split(cal), neurons),
+        split_decoder(run.split(split), neurons),
         args.tolerance,
-        test_spikes=test_data.spikes,
-        neurons=run.meta.get("neurons"),
         names=args.policy,
         decoder=args.decoder,
         kappa=args.kappa,
+        store=store,
     )
     result = {
         "run": run.name,

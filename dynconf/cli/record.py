@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shlex
-from pathlib import Path
 
+from dynconf.engine.batches import SplitBatches
 from dynconf.engine.config import parse_splits
 from dynconf.engine.data import dataset_names
+from dynconf.engine.data.base import TRANSFORMS
 from dynconf.engine.frameworks import ENCODERS, framework_names
 from dynconf.errors import DataError
 
@@ -37,7 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run directory to create")
     parser.add_argument("--name", default=None, help="run name (default: the folder name)")
     parser.add_argument("--framework", default="auto", choices=("auto", *framework_names()))
-    parser.add_argument("--encoder", default="direct", choices=ENCODERS)
+    parser.add_argument("--encoder", default="direct", choices=tuple(ENCODERS))
+    parser.add_argument(
+        "--transform",
+        default="auto",
+        choices=("auto", *TRANSFORMS),
+        help="how pixels become inputs: 'normalize' (the dataset's mean/std, what dynconf's "
+        "models train on), 'none' (raw pixels in [0, 1], e.g. x / 16 on digits); auto: none "
+        "for --encoder poisson, else normalize. Stored in meta.recording",
+    )
+    parser.add_argument(
+        "--steps-itself",
+        action="store_true",
+        help="the model's forward loops over time itself (takes [B, ...], returns the mean "
+        "over its own T steps): per-step outputs are taken from a hook",
+    )
     parser.add_argument(
         "--readout",
         default=None,
@@ -55,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-synops", action="store_true", help="do not count synaptic operations")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--progress-file", default=None, help="JSON progress for other processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
 
@@ -89,13 +106,21 @@ def load_weights(model, path: str) -> None:
     """Load a state dict (or a checkpoint whose "state_dict"/"model" entry is one)."""
     import torch
 
-    if not Path(path).is_file():
+    from dynconf.core.safeopen import open_regular
+    from dynconf.engine.checkpoint import torch_refusal
+
+    if not os.path.lexists(path):
         raise DataError(f"--weights {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle of other objects, a damaged file
-        reason = " ".join(str(exc).split())
-        raise DataError(f"--weights {path}: not a loadable state dict ({reason})") from None
+
+    def weights_error(message: str) -> DataError:
+        return DataError(f"--weights {message}")
+
+    with open_regular(path, "state dict file", weights_error) as fh:  # a FIFO would block
+        try:
+            state = torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a pickle of other objects, a damaged file
+            reason = torch_refusal(exc)
+            raise DataError(f"--weights {path}: not a loadable state dict ({reason})") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -118,6 +143,7 @@ def run_command(args: argparse.Namespace) -> dict:
     from dynconf.engine.device import set_threads
     from dynconf.engine.distributed import join, quiet_unless_main, threads_per_process
     from dynconf.engine.record import record_run
+    from dynconf.engine.writer import id_source
 
     if args.batch_size < 1:
         raise DataError("--batch-size must be at least 1")
@@ -131,6 +157,8 @@ def run_command(args: argparse.Namespace) -> dict:
     if isinstance(model, torch.nn.Module):
         model = model.to(device)
     data = load_dataset(args.dataset, args.data_root, seed=args.seed, splits=tuple(splits))
+    transform = resolve_transform(args.transform, args.encoder)
+    data = data.with_transform(transform)
     missing = [s for s in splits if s not in data.splits]
     if missing:
         raise DataError(f"dataset {args.dataset} has no split {missing[0]!r}")
@@ -157,15 +185,18 @@ def run_command(args: argparse.Namespace) -> dict:
         count_synops=not args.no_synops,
         readout=args.readout,
         step_mode=args.step_mode,
+        steps_itself=args.steps_itself,
         seed=args.seed,
         progress=not args.no_progress,
+        progress_file=args.progress_file,
         overwrite=args.overwrite,
         name=args.name,
         extra_meta={
             "id_scheme": data.id_scheme,
-            "id_source": {s: ("train" if s == "calibration" else s) for s in splits},
+            "id_source": id_source(splits),
             "weights": str(args.weights) if args.weights else None,
         },
+        recording_extra={"transform": transform, "transform_detail": data.transform(transform)},
         command=command,
     )
     world.close()
@@ -184,15 +215,9 @@ def run_command(args: argparse.Namespace) -> dict:
     }
 
 
-class SplitBatches:
-    """A dataset split's batches as (x, y, ids), with a length for the progress bar."""
-
-    def __init__(self, split, batch_size: int):
-        self.split, self.batch_size = split, batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size)
-
-    def __iter__(self):
-        for x, y, positions in self.split.batches(self.batch_size):
-            yield x, y, self.split.ids[positions]
+def resolve_transform(transform: str, encoder: str) -> str:
+    """``--transform auto``: raw pixels for rate coding (it needs [0, 1]), else the dataset's
+    normalisation."""
+    if transform != "auto":
+        return transform
+    return "none" if encoder == "poisson" else "normalize"

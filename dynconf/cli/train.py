@@ -64,10 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=None, help="torch threads (default: all cores)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    lease = parser.add_argument_group(
-        "short GPU runs", "settings that fit training into minutes of a GPU (lease/README.md)"
+    add_time_boxed_arguments(parser)
+
+
+def add_time_boxed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of time-boxed training (engine/speed.py), one argument group."""
+    timed = parser.add_argument_group(
+        "time-boxed training", "settings that fit training into a given time on any GPU"
     )
-    lease.add_argument(
+    timed.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -75,19 +80,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train and evaluate on only N evenly spaced images of each split (a smoke test; "
         "the checkpoint still records the whole calibration hold-out)",
     )
-    lease.add_argument(
+    timed.add_argument(
         "--amp",
         choices=AMP_MODES,
         default=DEFAULTS["amp"],
         help="bf16: bfloat16 autocast for the training steps (evaluation stays float32)",
     )
-    lease.add_argument(
+    timed.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the training steps; the first epoch times eager and compiled "
         "steps and keeps the faster (the last partial batch of each epoch is dropped)",
     )
-    lease.add_argument(
+    timed.add_argument(
         "--time-budget",
         type=float,
         default=None,
@@ -95,14 +100,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train as many epochs (at most --epochs) as fit in SECONDS, sized from the "
         "first epoch (which must be all warm-up); the checkpoint records the count",
     )
-    lease.add_argument(
+    timed.add_argument(
         "--checkpoint-every",
         type=int,
         default=DEFAULTS["checkpoint_every"],
         metavar="N",
         help="write last.pt every N epochs (a kill loses at most N epochs)",
     )
-    lease.add_argument(
+    timed.add_argument(
         "--half-weights",
         action="store_true",
         help="round conv/linear weights to float16 after training and store them so: "

@@ -46,12 +46,23 @@ class DestinationError(DynconfError, OSError):
     Also an OSError, so callers that already handle failed writes as OSError still do."""
 
 
+def target_path(path: Path | str) -> Path:
+    """The path a user asked for, behind any temporary name in ``path``: each
+    `.dynconf-tmp-<pid>-<hex>-NAME` part becomes NAME (the file or run being written)."""
+    parts = []
+    for part in Path(path).parts:
+        match = TMP_NAME.match(part)
+        parts.append(match.group(2) if match is not None and match.group(2) else part)
+    return Path(*parts) if parts else Path(path)
+
+
 def destination_error(path: Path | str, exc: OSError) -> DestinationError:
-    """The one-line message for a failed write of ``path``."""
+    """The one-line message for a failed write of ``path``, naming the target the user asked
+    for (target_path), never a hidden temporary name."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno is None and "requested and" in reason:  # numpy's short write: a full disk
         reason += " (no space left on device?)"
-    return DestinationError(f"cannot write {path}: {reason}")
+    return DestinationError(f"cannot write {target_path(path)}: {reason}")
 
 
 def temp_name(target: Path, tag: str = "") -> Path:

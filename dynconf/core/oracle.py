@@ -1,6 +1,6 @@
 """The oracle: the best any exit rule could do if it knew the label (paper Fig. 1).
 
-Two readings of "the right step to stop" (method.md section 5): first_correct stops at the
+Two readings of "the right step to stop" (docs/METHOD.md section 5): first_correct stops at the
 first step whose answer is right; stays_correct (SNNCutoff's) at the earliest step from which
 the answer stays right up to T_max. Samples never right count as wrong and take the cap or
 one step, a convention shown both ways.

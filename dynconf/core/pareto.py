@@ -86,3 +86,45 @@ def near_front(latency, accuracy, acc_slack=ACC_SLACK, lat_slack=LAT_SLACK) -> n
     count = np.searchsorted(lat_s, lat - lat_slack + NEAR_EPS, side="right")
     best = np.where(count > 0, running_best[np.maximum(count - 1, 0)], -np.inf)
     return acc >= best - acc_slack - NEAR_EPS
+
+
+def _distinct(value: float, other: float, digits: int) -> str:
+    """``value`` with enough digits to read differently from ``other``."""
+    for d in range(digits, 17):
+        text = f"{value:.{d}g}"
+        if text != f"{other:.{d}g}":
+            return text
+    return repr(value)
+
+
+def band_text(sweep: Sweep, band: tuple[float, float], t_max: int, digits: int = 4) -> str:
+    """A band of swept thresholds as text: "[lo, hi]", and when the band reaches thresholds
+    that never exit early (mean latency = T_max; C = 1 always is one), that those mean running
+    every step, with the band's last threshold that does exit early."""
+    lo, hi = float(band[0]), float(band[1])
+    text = f"[{lo:.{digits}g}, {hi:.{digits}g}]"
+    inside = (sweep.thresholds >= lo) & (sweep.thresholds <= hi)
+    early = inside & (sweep.mean_latency < t_max - 1e-9)
+    if not (inside & ~early).any():
+        return text
+    first_never = float(sweep.thresholds[inside & ~early].min())
+    if not early.any():
+        return f"{text} (no C in it exits early: every sample runs all {t_max} steps)"
+    last = float(sweep.thresholds[early].max())
+    never = "C = 1" if first_never == 1.0 else f"C >= {_distinct(first_never, last, digits)}"
+    return (
+        f"{text}; {never} never exits early (every sample runs all {t_max} steps), so the "
+        f"band's last C that exits early is {_distinct(last, first_never, digits)}"
+    )
+
+
+def near_text(sweep: Sweep) -> str:
+    """How many swept thresholds are near the front, and what "near" means."""
+    n, near = len(sweep.thresholds), int(sweep.near_front.sum())
+    faster = "faster" if sweep.lat_slack == 0 else f"at least {sweep.lat_slack:g} steps faster"
+    what = f"no {faster} threshold is over {100 * sweep.acc_slack:g} accuracy points more accurate"
+    if near == n and n > 1:
+        return f"all {n:,} near it: for none of them is a {faster} threshold over " + (
+            f"{100 * sweep.acc_slack:g} accuracy points more accurate"
+        )
+    return f"{near:,} near it ({what})"

@@ -11,27 +11,42 @@ import datetime
 import sys
 from pathlib import Path
 
-from dynconf import __version__
+from dynconf.core.safeopen import read_regular_text
+from dynconf.errors import DynconfError
 
 COMMIT_DIGITS = 12
+GIT_FILE_MAX_BYTES = 16 << 20  # HEAD, a ref, packed-refs
+
+
+def package_version() -> str:
+    """dynconf's version. The package is imported before any of its modules, so it is in
+    sys.modules here; read from there, the package (whose lazy names import most modules)
+    is not imported back from below."""
+    return sys.modules["dynconf"].__version__
+
+
+def _git_text(path: Path) -> str:
+    return read_regular_text(path, "git file", GIT_FILE_MAX_BYTES)
 
 
 def code_version() -> str:
+    """The package version, plus "+g" and the checkout's commit when there is one."""
+    __version__ = package_version()
     git = Path(__file__).resolve().parents[2] / ".git"
     try:
-        head = (git / "HEAD").read_text().strip()
+        head = _git_text(git / "HEAD").strip()
         if head.startswith("ref: "):
             ref = head[5:]
             ref_file = git / ref
             if ref_file.is_file():
-                head = ref_file.read_text().strip()
+                head = _git_text(ref_file).strip()
             else:
-                packed = (git / "packed-refs").read_text().splitlines()
+                packed = _git_text(git / "packed-refs").splitlines()
                 head = next(line.split()[0] for line in packed if line.endswith(" " + ref))
         if len(head) < COMMIT_DIGITS or any(c not in "0123456789abcdef" for c in head):
             return __version__
         return f"{__version__}+g{head[:COMMIT_DIGITS]}"
-    except (OSError, StopIteration, IndexError):
+    except (DynconfError, OSError, StopIteration, IndexError):
         return __version__
 
 

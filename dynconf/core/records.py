@@ -28,7 +28,7 @@ from dynconf.core.decoders import Decoded
 from dynconf.core.policies.threshold import threshold_cache
 from dynconf.core.results import baseline_counts, cumulative_spikes
 
-GRID_STEPS = 200  # the slider's resolution, 0.005 (ui/state.py THRESHOLD_STEP)
+GRID_STEPS = 200  # the slider's resolution, 0.005 (dynconf/app/state.py THRESHOLD_STEP)
 
 
 def grid(steps: int = GRID_STEPS) -> np.ndarray:

@@ -156,9 +156,13 @@ def summarize(
     neurons=None,
     synops=None,
 ) -> PolicyResult:
-    """The metrics of exiting every sample at ``steps`` (1-based, [N]); ``spikes`` and
-    ``synops`` ([T, N] per step, optional) add what was spent up to the exits."""
+    """The metrics of exiting every sample at ``steps`` (1-based, [N]); spikes and synops
+    ([T, N] per step) add what was spent up to the exits. They come with ``dec`` (its
+    ``spikes``, ``synops`` and ``neurons``); an explicit keyword overrides what it carries."""
     steps = check_steps(dec, steps)
+    spikes = dec.spikes if spikes is None else spikes
+    synops = dec.synops if synops is None else synops
+    neurons = dec.neurons if neurons is None else neurons
     N, T = dec.N, dec.T
     correct = at_steps(dec, steps, dec.correct)
     n_correct = int(correct.sum())

@@ -1,4 +1,4 @@
-"""Choosing the threshold on a calibration split and reporting it on another (method.md
+"""Choosing the threshold on a calibration split and reporting it on another (docs/METHOD.md
 section 4), and which splits play those roles by default.
 
 The test split takes no part in the choice; the robust band says how much the choice hinges
@@ -34,7 +34,7 @@ def calibration_split(run: Any, split: str) -> str | None:
 
 @dataclass(eq=False)
 class Selection:
-    """A threshold chosen on one split and reported on another (method.md section 4)."""
+    """A threshold chosen on one split and reported on another (docs/METHOD.md section 4)."""
 
     threshold: float
     tolerance: float

@@ -1,11 +1,12 @@
-"""Run directories on disk: load and list them, write new runs and splits atomically.
+"""Run directories on disk: write new runs and splits atomically (loading and listing are
+in reading.py, re-exported here).
 
 Writes go to temporary names beside the target (dynconf/core/atomic.py), are fsynced and then
 renamed into place, so a crash or a kill never leaves a half-written run that loads as valid.
 Every write holds the run's lock (dynconf/core/locking.py), so concurrent writers serialise,
 and first removes what earlier killed writers left behind (atomic.remove_stale_temps).
-The default folders (`default_runs_root`, `default_work_root`) are defined here once for the
-CLI, the app and the library.
+The folders runs live in (`default_runs_root`, `default_work_root`, `runs_roots`) are defined
+once in dynconf/core/roots.py and re-exported here.
 
 A writer whose arrays do not fit in memory (the streaming import) passes its own ``prepare``
 to save_run / add_split: it writes each stored array with NpyWriter into a temporary file
@@ -40,160 +41,33 @@ from dynconf.core.atomic import (
 from dynconf.core.format import (
     ARRAY_SUFFIXES,
     FILE_STEM,
-    MAX_META_BYTES,
     META_FILE,
     SCHEMA,
-    STORAGES,
-    TOPK_ROLES,
     Run,
-    RunListing,
-    SplitData,
-    _is_int,
     check_run_name,
-    check_split_arrays,
     prepare_split,
-    split_files,
     split_stem,
     validate_meta,
 )
 from dynconf.core.locking import run_lock
-from dynconf.core.npyio import is_regular_file, open_regular, read_npy
+from dynconf.core.npyio import is_regular_file, open_regular
+from dynconf.core.npywriter import NpyWriter  # noqa: F401  (re-exported: the streaming import)
 from dynconf.core.provenance import make_created
+from dynconf.core.reading import (  # noqa: F401  (re-exported: where callers find them)
+    damaged_meta,
+    disk_bytes,
+    is_run_dir,
+    list_runs,
+    load_run,
+    run_stamp,
+)
+from dynconf.core.roots import (  # noqa: F401  (re-exported: the folders runs live in)
+    default_runs_root,
+    default_work_root,
+    runs_roots,
+)
+from dynconf.core.storage import storage_of
 from dynconf.errors import DynconfError, RunFormatError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def default_runs_root() -> Path:
-    """Where shipped runs live: $DYNCONF_RUNS, else cached_runs/ of this checkout."""
-    return Path(os.environ.get("DYNCONF_RUNS") or REPO_ROOT / "cached_runs")
-
-
-def default_work_root() -> Path:
-    """Where a user's imports and simulations go: $DYNCONF_WORK, else work_runs/."""
-    return Path(os.environ.get("DYNCONF_WORK") or REPO_ROOT / "work_runs")
-
-
-def _read_meta(run_dir: Path) -> dict:
-    meta_path = run_dir / META_FILE
-    if not run_dir.exists():
-        raise RunFormatError(f"{run_dir}: run does not exist")
-    if not run_dir.is_dir():
-        raise RunFormatError(f"{run_dir}: not a directory")
-    if not os.path.lexists(meta_path):
-        raise RunFormatError(f"{meta_path}: missing (not a dynconf run directory?)")
-    return validate_meta(_parse_meta_file(meta_path), str(meta_path))
-
-
-def _parse_meta_file(meta_path: Path):
-    """The JSON content of a meta.json (only a regular file is opened, never a FIFO)."""
-    with open_regular(meta_path, "meta.json") as f:
-        if os.fstat(f.fileno()).st_size > MAX_META_BYTES:
-            raise RunFormatError(f"{meta_path}: larger than {MAX_META_BYTES >> 20} MiB")
-        data = f.read(MAX_META_BYTES + 1)
-    try:
-        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
-        raise RunFormatError(f"{meta_path}: not valid JSON ({exc})") from None
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not allowed")
-
-
-def load_run(run_dir: Path | str, check_values: bool = True, mmap: bool = True) -> Run:
-    """Load and validate a run directory. Raises RunFormatError naming the file and problem.
-
-    check_values=False skips the full scans (finite values and sums, label range); shapes,
-    dtypes and meta are always checked. Use it only where a run was just validated.
-    mmap=False reads every array into memory with plain reads instead of memory-mapping it:
-    a long-lived reader (the app) then cannot be killed by SIGBUS when another process
-    truncates or rewrites a file it has open.
-    """
-    run_dir = Path(run_dir)
-    meta = _read_meta(run_dir)
-    T, K = meta["T_max"], len(meta["classes"])
-    storage = meta["storage"]
-    roles = ["labels", "outputs"] if storage == "full" else ["labels", *TOPK_ROLES]
-    splits = {}
-    for split, n in meta["splits"].items():
-        files = split_files(run_dir, meta, split)
-        arrays = {role: read_npy(files[role], mmap=mmap) for role in roles}
-        for role in ("spikes", "synops", "ids"):  # the optional arrays (format.OPTIONAL_ROLES)
-            present = os.path.lexists(files[role])
-            arrays[role] = read_npy(files[role], mmap=mmap) if present else None
-        check_split_arrays(
-            {role: str(path) for role, path in files.items()},
-            arrays,
-            T,
-            K,
-            N=n,
-            topk=meta.get("topk"),
-            n_kappas=len(meta.get("topk_kappas", [])),
-            check_values=check_values,
-        )
-        splits[split] = SplitData(
-            name=split,
-            num_classes=K,
-            topk_kappas=tuple(float(x) for x in meta.get("topk_kappas", [])),
-            **arrays,
-        )
-    return Run(path=run_dir, meta=meta, splits=splits)
-
-
-def run_stamp(run_dir: Path | str) -> tuple:
-    """What changes whenever a run's content may have changed: (size, mtime_ns) of the
-    folder, of meta.json and of every array file meta.json names, in a fixed order.
-
-    For cache keys (the app): a split replaced, a file rewritten or truncated, all change it.
-    Never raises; a missing or unreadable file contributes None.
-    """
-    run_dir = Path(run_dir)
-
-    def stat_of(path: Path):
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return None
-        return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-    stamp = [("dir", stat_of(run_dir)), (META_FILE, stat_of(run_dir / META_FILE))]
-    try:
-        meta = _read_meta(run_dir)
-    except (RunFormatError, OSError):
-        return tuple(stamp)
-    for split in meta["splits"]:
-        for role, path in split_files(run_dir, meta, split).items():
-            stamp.append((f"{split}.{role}", stat_of(path)))
-    return tuple(stamp)
-
-
-def list_runs(root: Path | str | None = None, check_values: bool = True) -> list[RunListing]:
-    """Every directory under root (default: default_runs_root(); hidden ones, temporary ones
-    and lock files skipped), valid or not, by name."""
-    root = default_runs_root() if root is None else Path(root)
-    if not root.is_dir():
-        return []
-    listings = []
-    for path in sorted(root.iterdir()):
-        if not path.is_dir() or path.name.startswith("."):
-            continue
-        try:
-            run = load_run(path, check_values=check_values)
-            listings.append(RunListing(path.name, path, True, None, run.meta))
-        except RunFormatError as exc:
-            listings.append(RunListing(path.name, path, False, str(exc), damaged_meta(path)))
-    return listings
-
-
-def damaged_meta(run_dir: Path | str) -> dict | None:
-    """What a run's meta.json says without validating it (to describe a damaged run): the
-    object if it is a regular, small, parseable JSON file, else None. Never blocks."""
-    try:
-        meta = _parse_meta_file(Path(run_dir) / META_FILE)
-    except (RunFormatError, OSError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def write_npy(path: Path, arr: np.ndarray) -> None:
@@ -210,68 +84,6 @@ def write_npy(path: Path, arr: np.ndarray) -> None:
 Prepare = Callable[[str, Mapping, dict, str], Mapping[str, np.ndarray | Path]]
 
 
-class NpyWriter:
-    """A C-order .npy file of a known shape and dtype written in pieces at given positions,
-    with plain positioned writes (a memory map's written pages would count in the writer's
-    resident memory until the kernel writes them back): the file is created with its header
-    (exactly np.save's), written with write(start, values) and finished with close(), which
-    fsyncs it. abort() removes it. Failed writes raise DestinationError naming ``path``."""
-
-    def __init__(self, path: Path | str, shape, dtype):
-        self.path, self.dtype = Path(path), np.dtype(dtype)
-        self.shape = tuple(int(s) for s in shape)
-        header = {
-            "descr": np.lib.format.dtype_to_descr(self.dtype),
-            "fortran_order": False,
-            "shape": self.shape,
-        }
-        try:
-            self.file = open(self.path, "xb")  # noqa: SIM115 (closed by close/abort)
-        except OSError as exc:
-            raise destination_error(self.path, exc) from exc
-        try:
-            np.lib.format.write_array_header_1_0(self.file, header)
-            self.file.flush()
-            self.offset = self.file.tell()
-            size = self.offset + int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-            os.ftruncate(self.file.fileno(), size)  # a sparse file of the final size
-        except BaseException as exc:
-            self.abort()
-            if isinstance(exc, OSError):
-                raise destination_error(self.path, exc) from exc
-            raise
-
-    def write(self, start: int, values: np.ndarray) -> None:
-        """Write ``values`` (any shape, converted to the file's dtype) as the flattened
-        elements start, start + 1, ... of the array."""
-        data = np.ascontiguousarray(values, dtype=self.dtype)
-        view, done = memoryview(data.reshape(-1).view(np.uint8)), 0
-        position = self.offset + int(start) * self.dtype.itemsize
-        try:
-            while done < len(view):
-                done += os.pwritev(self.file.fileno(), [view[done:]], position + done)
-        except OSError as exc:
-            self.abort()
-            raise destination_error(self.path, exc) from exc
-
-    def close(self) -> Path:
-        """Finish the file (fsynced); returns its path."""
-        try:
-            os.fsync(self.file.fileno())
-            self.file.close()
-        except OSError as exc:
-            self.abort()
-            raise destination_error(self.path, exc) from exc
-        return self.path
-
-    def abort(self) -> None:
-        """Close and remove the file (never raises)."""
-        with contextlib.suppress(OSError):
-            self.file.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
-
-
 def _place(target: Path, arr: np.ndarray | Path) -> None:
     """Put a stored array at target (which must not exist): write it, or rename the file
     that prepare wrote."""
@@ -282,10 +94,6 @@ def _place(target: Path, arr: np.ndarray | Path) -> None:
             raise destination_error(target, exc) from exc
     else:
         write_npy(target, arr)
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / META_FILE).is_file()
 
 
 def save_run(
@@ -345,6 +153,24 @@ def save_run(
         "created": created,
         **dict(extra_meta or {}),
     }
+    _merge_fields(meta, fields, extra_meta)
+    _complete_meta(meta, splits, run_dir.name)
+    files = _extra_files(extra_files)
+    prepared = {}
+    for split, arrays in splits.items():
+        if not isinstance(arrays, Mapping):
+            raise RunFormatError(f"split {split!r}: expected a mapping of arrays")
+        prepared[split] = prepare(split, arrays, meta, f"split '{split}'")
+        meta["splits"][split] = int(prepared[split]["labels"].shape[0])
+    meta["created"] = dict(meta.get("created") or make_created())
+    if meta["created"].get("wall_time_s") is None:
+        meta["created"]["wall_time_s"] = round(time.perf_counter() - start, 3)
+    validate_meta(meta, "meta to save")
+    return _install_run(run_dir, prepared, files, meta, overwrite)
+
+
+def _merge_fields(meta: dict, fields: Mapping, extra_meta: Mapping | None) -> None:
+    """save_run's keyword fields into meta (a field given twice must agree)."""
     for key, value in fields.items():
         if value is None:
             continue
@@ -355,6 +181,10 @@ def save_run(
         if key in meta and key in (extra_meta or {}):
             raise RunFormatError(f"'{key}' is derived from the arrays and cannot be set")
     meta.pop("files", None)  # a new run's files always carry their split's name
+
+
+def _complete_meta(meta: dict, splits: Mapping, name: str) -> None:
+    """schema, T_max and classes from the first split's outputs, and the defaults."""
     first = next(iter(splits.values()))
     shape = np.shape(first.get("outputs")) if isinstance(first, Mapping) else ()
     if len(shape) != 3:
@@ -367,18 +197,15 @@ def save_run(
     if len(meta["classes"]) != K:
         raise RunFormatError(f"{len(meta['classes'])} class names for outputs with K = {K}")
     meta.update(schema=SCHEMA, T_max=T, splits={})
-    meta.setdefault("name", run_dir.name)
+    meta.setdefault("name", name)
     meta.setdefault("dataset", "unknown")
     meta.setdefault("model", "unknown")
     meta.setdefault("storage", "full")
-    if meta["storage"] not in STORAGES:
-        raise RunFormatError(f"storage must be one of {', '.join(STORAGES)}")
-    if meta["storage"] == "topk":
-        k = meta.get("topk", 5)
-        if not _is_int(k) or k < 1:
-            raise RunFormatError(f"topk must be a positive integer, got {k!r}")
-        meta["topk"] = min(k, K)
-        meta["topk_kappas"] = [float(x) for x in meta.get("topk_kappas") or [T]]
+    storage_of(meta).normalise(meta, T, K)  # (an unknown storage: a one-line error)
+
+
+def _extra_files(extra_files: Mapping[str, Path | str] | None) -> dict[str, Path]:
+    """The files to copy into a new run, their names and sources checked."""
     files = {}
     for name, source in (extra_files or {}).items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name) or name.endswith(".npy"):
@@ -386,17 +213,13 @@ def save_run(
         if name == META_FILE or not is_regular_file(source):
             raise RunFormatError(f"extra file {name!r}: {source} is not a file")
         files[name] = Path(source)
-    prepared = {}
-    for split, arrays in splits.items():
-        if not isinstance(arrays, Mapping):
-            raise RunFormatError(f"split {split!r}: expected a mapping of arrays")
-        prepared[split] = prepare(split, arrays, meta, f"split '{split}'")
-        meta["splits"][split] = int(prepared[split]["labels"].shape[0])
-    meta["created"] = dict(meta.get("created") or make_created())
-    if meta["created"].get("wall_time_s") is None:
-        meta["created"]["wall_time_s"] = round(time.perf_counter() - start, 3)
-    validate_meta(meta, "meta to save")
+    return files
 
+
+def _install_run(run_dir: Path, prepared: dict, files: dict, meta: dict, overwrite: bool) -> Run:
+    """Build the run in a temporary folder beside run_dir and rename it into place, with the
+    run's lock held; an old run (overwrite) is moved aside first and put back on failure.
+    Returns the run as loaded before the lock is released."""
     parent = run_dir.parent
     with run_lock(run_dir):
         remove_stale_temps(parent)
@@ -552,13 +375,3 @@ def _remove_split_files(run_dir: Path, split: str, keep: str | None) -> None:
         if stem == split or (owner is not None and owner["split"] == split):
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / name).unlink()
-
-
-def disk_bytes(run: Run) -> dict[str, int]:
-    """Bytes on disk per split (all of its files), for `info`."""
-    sizes = {}
-    for split in run.splits:
-        sizes[split] = sum(
-            p.stat().st_size for p in split_files(run.path, run.meta, split).values() if p.exists()
-        )
-    return sizes

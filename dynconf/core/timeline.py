@@ -2,7 +2,7 @@
 
 The published numbers (dynconf.core.results) are the end of the story, after T_max steps.
 A class watching time pass needs the middle of it: after step t, which samples have already
-answered (c_s > C at some s <= t, the threshold rule of method.md section 3), how many of
+answered (c_s > C at some s <= t, the threshold rule of docs/METHOD.md section 3), how many of
 those answers are right, how long they took, and the exit histogram so far. Everything is
 read off the final exit steps tau_i (a sample has exited by t iff tau_i <= t), so the story
 at t = T_max is exactly the published result. Samples that never pass C answer at T_max

@@ -25,18 +25,46 @@ from dynconf.engine.config import (
 )
 from dynconf.errors import DataError
 
+REFUSED_OBJECTS = (
+    "it holds Python objects that dynconf will not unpickle; only tensors and plain "
+    "containers are loaded"
+)
+
+
+def torch_refusal(exc: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in dynconf's words: a file that holds
+    other objects is said to (torch's own text would advise unpickling it), else the first
+    line of torch's reason."""
+    import pickle
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text.lower():
+        return REFUSED_OBJECTS
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return " ".join(first.split())
+
+
+def load_torch_file(path: str | os.PathLike, what: str, error=DataError):
+    """torch.load(weights_only=True) of a regular file only (a FIFO would block it): raises
+    ``error`` "PATH: is not a regular file ..." or "{what} PATH cannot be loaded safely:
+    REASON" (torch_refusal), one line."""
+    import torch
+
+    from dynconf.core.safeopen import open_regular
+
+    with open_regular(path, what, error) as fh:
+        try:
+            return torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for damaged or unsafe files
+            raise error(f"{what} {path} cannot be loaded safely: {torch_refusal(exc)}") from None
+
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a dynconf checkpoint safely (weights_only) and check what it must hold."""
-    import torch
-
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"checkpoint {path} cannot be loaded safely: {exc}") from exc
+    ckpt = load_torch_file(path, "checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise DataError(
             f"checkpoint {path} is not a dynconf checkpoint (needs 'model' and 'config')"

@@ -87,7 +87,7 @@ class TrainConfig(_Config):
     seed: int = 0
     device: str = "auto"  # auto (CUDA if present), cpu, cuda[:i]
     threads: int | None = None  # torch threads (None: all cores)
-    # Settings for a short GPU lease (engine/speed.py, lease/README.md):
+    # Time-boxed training (engine/speed.py):
     limit: int | None = None  # train and evaluate on this many evenly spaced images per split
     amp: str = "off"  # one of AMP_MODES: "bf16" autocasts the training steps (not evaluation)
     compile: bool = False  # torch.compile the training steps, kept only if measured faster

@@ -171,15 +171,27 @@ def wait_for_parts(paths: list[Path], work: Path) -> None:
         )
 
 
-def shards_of(ranks: list[int], sizes: list[int]) -> list[dict]:
+def shards_of(ranks: list[int], sizes: list[int], writers: list[int] | None = None) -> list[dict]:
     """``[{"rank": r, "samples": [start, stop]}, ...]``: which rank made which samples (in
-    run order), from each batch's rank and size."""
+    run order), from each batch's rank and size; with ``writers`` (each batch's writer, an
+    index into ``created.writers``) every entry names its writer too."""
     shards: list[dict] = []
     start = 0
-    for rank, size in zip(ranks, sizes, strict=True):
-        if shards and shards[-1]["rank"] == rank and shards[-1]["samples"][1] == start:
-            shards[-1]["samples"][1] = start + size
+    tags = writers if writers is not None else [None] * len(ranks)
+    for rank, size, writer in zip(ranks, sizes, tags, strict=True):
+        last = shards[-1] if shards else None
+        if (
+            last is not None
+            and last["rank"] == rank
+            and last.get("writer") == writer
+            and last["samples"][1] == start
+        ):
+            last["samples"][1] = start + size
         else:
-            shards.append({"rank": int(rank), "samples": [start, start + size]})
+            entry = {"rank": int(rank)}
+            if writer is not None:
+                entry["writer"] = int(writer)
+            entry["samples"] = [start, start + size]
+            shards.append(entry)
         start += size
     return shards

@@ -1,6 +1,6 @@
 """ANN-to-SNN conversion of QCFS networks and their simulation, in bulk or with real early exit.
 
-Conversion (method.md section 6) copies the trained network and swaps every QCFS layer for a
+Conversion (docs/METHOD.md section 6) copies the trained network and swaps every QCFS layer for a
 layer of integrate-and-fire neurons with threshold ``theta = lambda``. Everything else (conv,
 batch norm in eval mode, average pooling, residual additions, the linear head) is linear and
 is applied to theta-weighted spikes as it is. Each IF neuron follows, per time step t:
@@ -50,12 +50,11 @@ def exact_float32():
     """Run convolutions and matrix products in true float32 on CUDA: no TF32.
 
     An IF neuron's threshold test turns a tiny rounding difference into a spike one step
-    earlier or later, and the change travels through every later layer. On a lent H200 with
-    TF32 left on (PyTorch's default for cuDNN convolutions), a CIFAR ResNet-18's per-step
-    outputs differed from the CPU's (same weights, same images) by up to 22 % of their range at
-    step 1; rounding the CPU's convolution inputs and weights to TF32's 10-bit mantissa
-    reproduced most of that gap. Training keeps TF32: speed matters there, and the weights it
-    produces are then simulated here in float32.
+    earlier or later, and the change travels through every later layer. TF32 (PyTorch's
+    default for cuDNN convolutions) keeps a 10-bit mantissa, enough to move the per-step
+    outputs of a deep network far from the CPU's float32 ones (same weights, same images), so
+    a run simulated on a GPU must not depend on that setting. Training keeps TF32: speed
+    matters there, and the weights it produces are then simulated here in float32.
     """
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False

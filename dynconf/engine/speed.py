@@ -1,9 +1,9 @@
-"""Fitting training into a fixed stretch of GPU time: timed steps, the compile probe, the budget.
+"""Time-boxed training on any GPU: timed steps, the compile probe, the time budget.
 
-A lent GPU comes for minutes (lease/README.md), so `train` can size its
-schedule from a timed first epoch (``--time-budget``), try ``torch.compile`` and keep it only
-if its steps are measured faster (``--compile``), and store float16 weights so the model comes
-back in fewer files (``--half-weights``). The pieces are here; engine/train.py uses them.
+`train` can size its schedule from a timed first epoch so that it ends within a given time
+(``--time-budget``), try ``torch.compile`` and keep it only if its steps are measured faster
+(``--compile``), and store float16 weights, which halves model.pt and is exactly the network
+evaluated (``--half-weights``). The pieces are here; engine/train.py uses them.
 
 Timings wait for the device (``torch.cuda.synchronize``) at the few steps that are timed, not
 at every step: a GPU runs ahead of Python, so an unsynchronised clock would time the launches,

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynconf.core.safeopen import open_regular
+from dynconf.engine.checkpoint import torch_refusal
 from dynconf.errors import RunFormatError
 
 
@@ -30,9 +32,12 @@ def read_tensors(path: Path) -> dict[str, np.ndarray] | np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about sparse invariants, storage, ...
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with open_regular(path, "torch file") as fh:
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
+        except RunFormatError:
+            raise
         except Exception as exc:  # torch raises many types for damaged or unsafe files
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = torch_refusal(exc)
             raise RunFormatError(f"{path}: cannot read as a safe torch file ({msg})") from None
         if isinstance(obj, torch.Tensor):
             return _to_numpy(torch, obj, str(path))

@@ -1,8 +1,8 @@
 """Charts of Dynamic Confidence class by class: accuracy and latency per label, confusion at exit.
 
 They draw numbers from ``dynconf.core.classes`` (exact counts); nothing is computed here
-beyond turning counts into percentages. The class axes carry no title (the chart's title
-names them): long class names are drawn slanted, taller than the layout reserves for a title.
+beyond turning counts into percentages. Class names that do not fit side by side stand upright
+and the layout makes room for the longest (dynconf/report/layout.py): a name is never cut.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def class_accuracy(
                 "<br>%{customdata} samples<extra></extra>",
             )
         )
-    standard_layout(fig, title, "", "accuracy (%)", barmode="group")
+    standard_layout(fig, title, "true label", "accuracy (%)", barmode="group")
     fig.update_layout(xaxis={"type": "category"}, yaxis={"range": [0, 100.5]}, bargap=0.25)
     data = pd.DataFrame(
         {
@@ -84,7 +84,7 @@ def class_latency(
             "%{customdata[1]} never exit early<extra></extra>",
         )
     )
-    standard_layout(fig, title, "", "mean exit step")
+    standard_layout(fig, title, "true label", "mean exit step")
     fig.update_layout(xaxis={"type": "category"}, yaxis={"range": [0, T_max * 1.02]}, bargap=0.25)
     data = pd.DataFrame(
         {"class": names, "n": np.asarray(table.n), "mean_exit_step": lat, "never_exits": never}
@@ -119,7 +119,7 @@ def confusion_matrix(
             "label)<extra></extra>",
         )
     )
-    standard_layout(fig, title, "", "true label")
+    standard_layout(fig, title, "answer at exit", "true label")
     fig.update_layout(
         xaxis={"type": "category", "side": "bottom", "constrain": "domain"},
         yaxis={

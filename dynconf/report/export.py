@@ -1,21 +1,19 @@
 """Static export: figures as PNG/SVG/PDF (kaleido), their data as CSV, a LaTeX table.
 
-One function, :func:`collect_charts`, decides which figures describe a run at a threshold;
-the ``export`` command (dynconf/cli/export.py) writes them to a folder and the app's
-"figure pack" zips the very same set, so a figure in a paper can be regenerated headless
-from the run directory alone.
+One function, :func:`collect_figures`, draws every figure of every page for one view (one
+run + split + decoder + kappa, with its memoized results) through the figure registry; the
+``export`` command (dynconf/cli/export.py) writes them to a folder and the app's "figure
+pack" zips the very same set from the app's cached view, so a figure in a paper can be
+regenerated headless from the run directory alone.
 
-kaleido 1.x drives a Chromium that must already be installed (Debian's ``chromium``); it is
-imported lazily and started once per process as a persistent server, because the first
-image costs seconds (browser start) and every later one a fraction of a second. Its Chrome
-download helpers are never called.
+Images come from one headless Chromium started once per process (dynconf/report/render.py):
+a pack hands every image to it at once, and it renders them on several tabs.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import threading
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,16 +21,17 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dynconf.core import metrics
 from dynconf.core.atomic import write_bytes_atomic
-from dynconf.core.decoders import decode
-from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
+from dynconf.core.decoders import kappa_label
 from dynconf.errors import DynconfError
-from dynconf.report import figures
+from dynconf.report import viewdata
 from dynconf.report.latex import run_table
 from dynconf.report.layout import fit, scale_traces
 from dynconf.report.presets import DEFAULT_PRESET, Preset, get_preset
+from dynconf.report.registry import build_figure, figure_names
+from dynconf.report.render import render_many
 from dynconf.report.style import Chart
+from dynconf.report.viewdata import make_view
 
 FORMATS = ("png", "svg", "pdf")
 MIME = {
@@ -45,24 +44,6 @@ MIME = {
 }
 # The threshold of a run without a calibration split to choose one on.
 FALLBACK_THRESHOLD = 0.9
-
-# kaleido's sync server takes one request at a time and answers through one queue, so
-# concurrent callers (Streamlit runs download callables on worker threads) must take turns.
-_KALEIDO_LOCK = threading.Lock()
-_kaleido_started = False
-
-
-def _kaleido():
-    global _kaleido_started
-    try:
-        import kaleido
-    except ImportError as exc:  # pragma: no cover - kaleido is a runtime dependency
-        raise DynconfError("static export needs the kaleido package (pip install kaleido)") from exc
-    if not _kaleido_started:
-        kaleido.start_sync_server(mathjax=False, silence_warnings=True)
-        _kaleido_started = True
-    return kaleido
-
 
 def export_figure(fig: Any, preset: str | Preset = DEFAULT_PRESET) -> go.Figure:
     """The figure as ``preset`` prints it: its size, fonts, line weights, margins and legend
@@ -80,34 +61,25 @@ def export_figure(fig: Any, preset: str | Preset = DEFAULT_PRESET) -> go.Figure:
     return go.Figure(spec)
 
 
-def figure_bytes(fig: Any, fmt: str, preset: str | Preset = DEFAULT_PRESET) -> bytes:
-    """Render a Plotly figure to PNG, SVG or PDF bytes as ``preset`` prints it (a PDF page is
-    the preset's width in inches; a PNG has the preset's dpi)."""
+def image_job(fig: Any, fmt: str, preset: str | Preset = DEFAULT_PRESET) -> tuple[dict, dict]:
+    """(figure dict, kaleido options) that render ``fig`` as ``preset`` prints it (a PDF page
+    is the preset's width in inches; a PNG has the preset's dpi)."""
     if fmt not in FORMATS:
         raise DynconfError(f"unknown image format {fmt!r}; choose from {', '.join(FORMATS)}")
     p = get_preset(preset)
-    out_fig = export_figure(fig, p)
+    out_fig = export_figure(fig, p).to_dict()
     opts = {
         "format": fmt,
-        "width": out_fig.layout.width,
-        "height": out_fig.layout.height,
+        "width": out_fig["layout"]["width"],
+        "height": out_fig["layout"]["height"],
         "scale": p.png_scale if fmt == "png" else 1,
     }
-    with _KALEIDO_LOCK:
-        kaleido = _kaleido()
-        try:
-            from kaleido.errors import ChromeNotFoundError
-        except ImportError:  # pragma: no cover - older kaleido 1.x layouts
-            ChromeNotFoundError = RuntimeError  # noqa: N806
-        try:
-            out = kaleido.calc_fig_sync(out_fig.to_dict(), opts=opts)
-        except ChromeNotFoundError as exc:
-            raise DynconfError(
-                "static export needs Chromium (Debian: apt-get install chromium)"
-            ) from exc
-    if isinstance(out, BaseException):  # the sync server hands exceptions back as values
-        raise DynconfError(f"image export failed: {out}")
-    return bytes(out)
+    return out_fig, opts
+
+
+def figure_bytes(fig: Any, fmt: str, preset: str | Preset = DEFAULT_PRESET) -> bytes:
+    """Render a Plotly figure to PNG, SVG or PDF bytes as ``preset`` prints it."""
+    return render_many([image_job(fig, fmt, preset)])[0]
 
 
 def evaluate_view(
@@ -117,16 +89,10 @@ def evaluate_view(
     decoder: str = "paper",
     kappa: float | None = None,
 ) -> tuple[Any, Any]:
-    """(Decoded, PolicyResult) of one run, split, decoder and threshold: what the figure
-    pack reports and the app's LaTeX button writes (one computation for both)."""
-    if split not in run.split_names:
-        raise DynconfError(
-            f"run {run.name} has no split {split!r} (it has {', '.join(run.split_names)})"
-        )
-    sp = run.split(split)
-    dec = decode(sp, decoder=decoder, kappa=kappa)
-    neurons = run.meta.get("neurons")
-    return dec, metrics.evaluate(dec, threshold=threshold, spikes=sp.spikes, neurons=neurons)
+    """(Decoded, PolicyResult) of one run, split, decoder and threshold, with the split's
+    spikes and synaptic operations: what the figure pack reports."""
+    view = make_view(run, split, decoder, kappa)
+    return view.decoded, view.evaluate(threshold)
 
 
 def table_tex(
@@ -135,11 +101,94 @@ def table_tex(
     threshold: float,
     decoder: str = "paper",
     kappa: float | None = None,
+    view: Any = None,
 ) -> str:
-    """The pack's metrics.tex for one view, as the app's "LaTeX table" button writes it."""
-    _, res = evaluate_view(run, split, threshold, decoder, kappa)
+    """The pack's metrics.tex for one view, as the app's "LaTeX table" button writes it
+    (from ``view``'s memoized result when given)."""
+    view = view if view is not None else make_view(run, split, decoder, kappa)
     context = {"split": split, "decoder": decoder, "kappa": kappa, "threshold": threshold}
-    return run_table(run, res, context)
+    return run_table(run, view.evaluate(threshold), context)
+
+
+def figure_plan(
+    view: Any,
+    threshold: float,
+    calibration: str | None = None,
+    samples: Sequence[int] = (),
+    compare: Sequence[Any] = (),
+    steps: Sequence[int] = (),
+) -> list[tuple[str, dict[str, Any]]]:
+    """(figure name, parameters) of every figure the export draws, page by page: explorer,
+    home, oracle, selection and policies (with a calibration split), classes, then the
+    samples asked for, the compared views and the classroom at the steps asked for."""
+    at = {"threshold": threshold}
+    plan = [(name, at) for name in figure_names("explorer")]
+    plan += [("accuracy_by_T", {}), ("home_confidence", at), ("oracle_bound", at)]
+    if calibration is not None:
+        cal = {"calibration": calibration}
+        plan += [(name, cal) for name in (*figure_names("selection"), *figure_names("policies"))]
+    plan += [(name, at) for name in figure_names("classes")]
+    for sid in samples:
+        plan += [("sample_confidence", {**at, "sample_id": sid}), ("sample_probabilities",
+                 {"sample_id": sid}), ("sample_image", {"sample_id": sid}),
+                 ("sample_picker", {**at, "sample_id": sid})]  # fmt: skip
+    if compare:
+        plan.append(("compare", {"views": [view, *compare]}))
+    for t in steps:
+        plan += [(name, {**at, "step": int(t)}) for name in figure_names("classroom")]
+    return plan
+
+
+def collect_figures(
+    view: Any,
+    threshold: float | None = None,
+    calibration: str | None = None,
+    tolerance: float = 0.0,
+    samples: Sequence[int] = (),
+    compare: Sequence[Any] = (),
+    steps: Sequence[int] = (),
+    *,
+    policy: str | None = None,
+    selection: Any = None,
+    policies: tuple[Any, Any] | None = None,
+) -> tuple[list[Chart], Any, dict[str, Any]]:
+    """Every figure of every page for one view, each built once (dynconf/report/registry.py).
+
+    ``threshold`` None means: the one chosen on ``calibration`` (docs/METHOD.md), or 0.9
+    when there is no calibration split. ``selection`` and ``policies`` (comparison, fronts)
+    are what a cache already holds for this view (the app's); they are computed here when
+    not given. Returns (charts, the PolicyResult at the threshold, context).
+    """
+    run, split = view.run, viewdata.split_name(view)
+    if calibration is not None and calibration not in run.split_names:
+        raise DynconfError(f"run {run.name} has no calibration split {calibration!r}")
+    extra: dict[str, dict[str, Any]] = {}
+    if calibration is not None:
+        selection = selection or viewdata.selection(view, calibration, tolerance)
+        comparison, fronts = policies or viewdata.policies(view, calibration, tolerance)
+        for name in figure_names("selection"):
+            extra[name] = {"selection": selection, "tolerance": tolerance}
+        extra["policy_fronts"] = {"fronts": fronts, "tolerance": tolerance}
+        for name in ("policy_exit_histogram", "policy_exit_scatter"):
+            extra[name] = {"comparison": comparison, "policy": policy, "tolerance": tolerance}
+    if threshold is None:
+        threshold = selection.threshold if selection is not None else FALLBACK_THRESHOLD
+    charts = []
+    for name, params in figure_plan(view, threshold, calibration, samples, compare, steps):
+        chart = build_figure(name, view, **params, **extra.get(name, {}))
+        if chart is not None:
+            charts.append(chart)
+    context = {
+        "run": run.name,
+        "split": split,
+        "decoder": view.decoder,
+        "kappa": view.kappa,
+        "threshold": threshold,
+        "calibration": calibration,
+        "tolerance": tolerance,
+        "kappa_label": kappa_label(view.decoder, view.kappa, run.T_max),
+    }
+    return charts, view.evaluate(threshold), context
 
 
 def collect_charts(
@@ -151,95 +200,9 @@ def collect_charts(
     calibration: str | None = None,
     tolerance: float = 0.0,
 ) -> tuple[list[Chart], Any, dict[str, Any]]:
-    """Compute and draw the standard figure set of one run at one threshold.
-
-    ``threshold`` None means: the one chosen on ``calibration`` (method.md section 4), or
-    0.9 when the run has no calibration split. With ``calibration``, the set also holds the
-    threshold selection and every exit policy fitted there (``policy_fronts``: each one's
-    front on ``split`` and its chosen point). Returns (charts, PolicyResult, context).
-    """
-    if split not in run.split_names:
-        raise DynconfError(
-            f"run {run.name} has no split {split!r} (it has {', '.join(run.split_names)})"
-        )
-    sp = run.split(split)
-    selection = None
-    if calibration is not None:
-        if calibration not in run.split_names:
-            raise DynconfError(f"run {run.name} has no calibration split {calibration!r}")
-        dec = decode(sp, decoder=decoder, kappa=kappa)
-        cal_dec = decode(run.split(calibration), decoder=decoder, kappa=kappa)
-        selection = metrics.select_threshold(cal_dec, dec, tolerance=tolerance)
-    if threshold is None:
-        threshold = selection.threshold if selection is not None else FALLBACK_THRESHOLD
-    dec, res = evaluate_view(run, split, threshold, decoder, kappa)
-    base = metrics.baseline_curve(dec)
-    sweep = metrics.sweep(dec)
-    capped = metrics.capped_curve(dec, threshold)
-    oracle = metrics.oracle_curve(dec, variant="first_correct", never_correct="cap")
-    stays = metrics.oracle_curve(dec, variant="stays_correct", never_correct="cap")
-    # Titles name what a chart shows, never the run (an internal id): the caption of
-    # metrics.tex says which run, split, decoder and threshold. They are the app pages'
-    # titles, so a chart downloaded in the app is this very figure.
-    charts = [
-        figures.accuracy_latency(base, res, capped=capped, oracle=oracle, sweep=sweep),
-        figures.exit_histogram(res, run.T_max),
-        figures.exit_scatter(res, sp.labels, sp.ids, run.classes),
-        figures.threshold_response(sweep, res),
-        figures.oracle_bound(
-            base,
-            {
-                "oracle, first correct (never-correct run to cap)": oracle,
-                "oracle, first correct (never-correct stop at step 1)": metrics.oracle_curve(
-                    dec, variant="first_correct", never_correct="step1"
-                ),
-                "oracle, stays correct": stays,
-            },
-            policy=capped,
-            current=res,
-        ),
-    ]
-    if selection is not None:
-        charts.append(
-            figures.pareto_selection(
-                selection, baseline_accuracy=selection.calibration.baseline_accuracy
-            )
-        )
-    if calibration is not None:
-        charts.append(
-            _policy_chart(run, calibration, split, decoder, kappa, tolerance, base, stays)
-        )
-    by_t = figures.accuracy_by_T(run.meta, split)
-    if by_t is not None:
-        charts.append(by_t)
-    context = {
-        "run": run.name,
-        "split": split,
-        "decoder": decoder,
-        "kappa": kappa,
-        "threshold": threshold,
-        "calibration": calibration,
-        "tolerance": tolerance,
-    }
-    return charts, res, context
-
-
-def _policy_chart(run, calibration, split, decoder, kappa, tolerance, baseline, oracle) -> Chart:
-    """Every registered policy fitted on ``calibration`` (as the Policies page and
-    ``dynconf policies`` fit them), its front on ``split`` and its chosen point."""
-    cal_fn, test_fn = split_decoder(run.split(calibration)), split_decoder(run.split(split))
-    sp = run.split(split)
-    comparison = compare_policies(
-        cal_fn,
-        test_fn,
-        tolerance,
-        test_spikes=sp.spikes,
-        neurons=run.meta.get("neurons"),
-        decoder=decoder,
-        kappa=kappa,
-    )
-    fronts = policy_fronts(comparison, cal_fn, test_fn)
-    return figures.policy_fronts(baseline, fronts, oracle=oracle)
+    """:func:`collect_figures` of a new view of ``run``'s ``split``."""
+    view = make_view(run, split, decoder, kappa)
+    return collect_figures(view, threshold, calibration, tolerance)
 
 
 def pack_files(
@@ -252,10 +215,11 @@ def pack_files(
 ) -> dict[str, bytes]:
     """File name -> contents for every chart (images + CSV), the LaTeX table and metrics."""
     p = get_preset(preset)
-    files: dict[str, bytes] = {}
+    formats = tuple(formats)
+    names = [f"{chart.key}.{fmt}" for chart in charts for fmt in formats]
+    jobs = [image_job(chart.figure, fmt, p) for chart in charts for fmt in formats]
+    files: dict[str, bytes] = dict(zip(names, render_many(jobs), strict=True))
     for chart in charts:
-        for fmt in formats:
-            files[f"{chart.key}.{fmt}"] = figure_bytes(chart.figure, fmt, p)
         files[f"{chart.key}.csv"] = chart.csv()
     files["metrics.tex"] = run_table(run, result, context).encode()
     summary = {

@@ -97,7 +97,21 @@ def headline(result: Any, T_max: int) -> list[tuple[str, str, str]]:
                 _fmt(d["spikes_per_neuron_at_exit"], ".3f"),
             )
         )
+        rows.append(_saving_row("Spikes saved (%)", d.get("spike_saving")))
+    if d.get("synops_per_sample_at_exit") is not None:
+        rows.append(
+            (
+                "Synaptic operations per image",
+                _fmt(d.get("synops_per_sample_full"), ".4g"),
+                _fmt(d["synops_per_sample_at_exit"], ".4g"),
+            )
+        )
+        rows.append(_saving_row("Synaptic operations saved (%)", d.get("synops_saving")))
     return rows
+
+
+def _saving_row(name: str, saving: float | None) -> tuple[str, str, str]:
+    return (name, "--", _fmt(None if saving is None else 100 * saving, ".1f"))
 
 
 def latex_table(result: Any, T_max: int, caption: str, label: str = "tab:dynconf") -> str:

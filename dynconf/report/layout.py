@@ -27,6 +27,11 @@ TEXT = "#000000"
 GRID = "#E6E6E6"
 # Assumed width of the app's column when the figure stretches to it (no width known).
 APP_WIDTH = 700
+# The narrowest width (px) the app lays a legend's rows out in (see _place_legend).
+APP_LEGEND_WIDTH = 300
+# Category names are turned upright unless they fit side by side in a column this narrow
+# (the app's main column at 1024 px with the sidebar open).
+CATEGORY_APP_WIDTH = 480
 # Plotly's legend geometry (plotly.js legend constants): a 40 px symbol column in front of
 # each entry's text, 5 px between entries, 1.3 line spacing, rows at least 16 px + 3 px,
 # 10 px padding around the whole box.
@@ -157,135 +162,21 @@ def tick_labels(lo: float, hi: float, length: float, tick_px: float) -> list[str
 def fit(traces: Sequence[Any], layout: dict, preset: Preset, width: int | None = None) -> dict:
     """Set ``layout``'s fonts, axes, title, legend place, margins and height for ``preset``
     (``width`` px, or the app's column when None). Mutates and returns ``layout``."""
-    fl, ft = preset.font_pt * PX_PER_PT, preset.tick_pt * PX_PER_PT
-    W = width or APP_WIDTH
-    plot_h = preset.plot_height_px
-    pad = max(4.0, 0.4 * fl)
-    ticklen = max(3.0, round(0.4 * ft))
-    standoff = round(0.6 * fl)  # axis title to tick labels
-
-    axes = sorted(k for k in layout if k.startswith(("xaxis", "yaxis")))
-    for key in ("xaxis", "yaxis"):
-        if key not in axes:
-            axes.append(key)
-            layout[key] = {}
+    g = _Geometry(preset, width)
+    _style_axes(layout, g)
     visible = any((layout.get(k) or {}).get("visible", True) for k in ("xaxis", "yaxis"))
-    for key in axes:
-        ax = layout.setdefault(key, {})
-        title = ax.get("title") or {}
-        if isinstance(title, str):
-            title = {"text": title}
-        title["font"] = {"size": fl, "color": TEXT}
-        title["standoff"] = standoff
-        ax["title"] = title
-        ax.update(
-            automargin=True,  # with frozen margins this only makes Plotly honour standoff
-            showline=True,
-            linecolor=TEXT,
-            linewidth=1,
-            ticks="outside",
-            ticklen=ticklen,
-            tickcolor=TEXT,
-            tickwidth=1,
-            tickfont={"size": ft, "color": TEXT},
-            zeroline=False,
-        )
-        ax.setdefault("gridcolor", GRID)
-    layout["font"] = {"family": FONT, "size": fl, "color": TEXT}
-    for note in layout.get("annotations") or []:
-        note["font"] = {"size": ft, "color": TEXT}
-
-    def title_text(key: str) -> str:
-        t = (layout.get(key) or {}).get("title") or {}
-        return str(t.get("text") or "")
-
-    def y_zone(key: str, axis: str) -> float:
-        """Room beside the plot for an y axis: tick labels, standoff, title."""
-        if not (layout.get(key) or {}).get("visible", True):
-            return pad
-        lo, hi = _data_range(traces, axis, layout)
-        widest = max(text_width(s, ft) for s in tick_labels(lo, hi, plot_h, ft))
-        title = LINE * fl if title_text(key) else 0.0
-        return ticklen + widest + standoff + title + pad
-
-    # Left and right: y tick labels and titles; the last x tick label overhangs the plot by
-    # half its width
-    lo, hi = _data_range(traces, "x", layout)
-    x_labels = tick_labels(lo, hi, W * 0.8, ft)
-    # (the widest label, not the last: which label comes last shifts with the data's range,
-    # and the plot must not move when a threshold does)
-    overhang = max(text_width(x, ft) for x in x_labels) / 2 + pad
-    left = y_zone("yaxis", "y")
-    right = y_zone("yaxis2", "y2") if "yaxis2" in layout else overhang
-    right = max(right, overhang)
-    plot_w = W - left - right
-    if not visible:
-        left = right = pad
-        plot_w = W - 2 * pad
-
+    left, right, plot_w = _side_margins(traces, layout, g, visible)
     # Bottom: x tick labels, standoff and title, then the legend when it goes below.
+    x_title = LINE * g.fl if _title_text(layout, "xaxis") else 0.0
     x_zone = (
-        ticklen + LINE * ft + standoff + (LINE * fl if title_text("xaxis") else 0.0) + pad
+        g.ticklen + _x_tick_height(traces, layout, g, plot_w) + g.standoff + x_title + g.pad
         if visible
-        else pad
+        else g.pad
     )
-    names = legend_names(traces, layout)
-    legend = dict(layout.get("legend") or {})
-    below = (legend.get("y") or 1.0) < 0
-    legend_h = 0.0
-    if names:
-        names = [wrap(n, fl, plot_w - LEGEND_SYMBOL) for n in names] if width else names
-        legend_h, entry_w = _legend_size(names, fl, plot_w, fixed=bool(width))
-        legend.update(
-            orientation="h",
-            xref="paper",
-            yref="paper",
-            x=0,
-            xanchor="left",
-            font={"size": fl, "color": TEXT},
-            bgcolor="rgba(255,255,255,0)",
-            tracegroupgap=0,
-            # Plotly clips a legend above or below the plot to half the figure's height
-            # (and adds a scroll bar, which a PDF cannot scroll); it has its own rows here.
-            maxheight=round(legend_h + 2 * pad),
-        )
-        if entry_w:
-            legend.update(entrywidth=entry_w, entrywidthmode="pixels")
-        else:
-            legend.pop("entrywidth", None)
-        if below:
-            legend.update(y=-(x_zone + pad) / plot_h, yanchor="top")
-        else:
-            legend.update(y=1 + pad / plot_h, yanchor="bottom")
-        layout["legend"] = legend
-        if width:
-            for t, n in zip(
-                (t for t in traces if _get(t, "showlegend") is not False and _get(t, "name")),
-                names,
-                strict=False,
-            ):
-                _set_name(t, n)
-    bottom = x_zone + (pad + legend_h + pad if below and names else 0.0)
-
-    # Top: the title (if the preset has titles and the chart one), then a legend above.
-    title = layout.get("title") or {}
-    text = str(title.get("text") or "") if preset.title_pt else ""
-    fh = (preset.title_pt or 0) * PX_PER_PT
-    title_h = LINE * fh if text else 0.0
-    top = pad + title_h + (pad + legend_h if names and not below else 0.0)
-    top = max(top, pad + 0.7 * ft)  # the top tick label overhangs the plot by half its height
-    height = round(top + plot_h + bottom)
-    layout["title"] = {
-        "text": text,
-        "font": {"size": fh or fl, "color": TEXT},
-        "x": 0,
-        "xref": "container",
-        "xanchor": "left",
-        "pad": {"l": round(pad)},
-        "y": 1 - pad / height,
-        "yref": "container",
-        "yanchor": "top",
-    }
+    legend_h, below = _place_legend(traces, layout, g, plot_w, x_zone, width)
+    bottom = x_zone + (g.pad + legend_h + g.pad if below and legend_h else 0.0)
+    top = _place_title(layout, g, legend_h if not below else 0.0)
+    layout["height"] = round(top + g.plot_h + bottom)
     layout["margin"] = {
         "l": round(left),
         "r": round(right),
@@ -294,12 +185,202 @@ def fit(traces: Sequence[Any], layout: dict, preset: Preset, width: int | None =
         "pad": 0,
         "autoexpand": False,
     }
-    layout["height"] = height
+    layout["title"]["y"] = 1 - g.pad / layout["height"]
     if width:
         layout["width"] = width
     else:
         layout.pop("width", None)
     return layout
+
+
+class _Geometry:
+    """The sizes in px that one preset at one width implies."""
+
+    def __init__(self, preset: Preset, width: int | None) -> None:
+        self.preset = preset
+        self.fl, self.ft = preset.font_pt * PX_PER_PT, preset.tick_pt * PX_PER_PT
+        self.W = width or APP_WIDTH
+        self.known_width = width is not None
+        self.plot_h = preset.plot_height_px
+        self.pad = max(4.0, 0.4 * self.fl)
+        self.ticklen = max(3.0, round(0.4 * self.ft))
+        self.standoff = round(0.6 * self.fl)  # axis title to tick labels
+
+
+def _title_text(layout: Mapping, key: str) -> str:
+    t = (layout.get(key) or {}).get("title") or {}
+    return str(t.get("text") or "")
+
+
+def _style_axes(layout: dict, g: _Geometry) -> None:
+    """Fonts, lines and outside ticks of every axis, the figure's font and annotations."""
+    axes = sorted(k for k in layout if k.startswith(("xaxis", "yaxis")))
+    for key in ("xaxis", "yaxis"):
+        if key not in axes:
+            axes.append(key)
+            layout[key] = {}
+    for key in axes:
+        ax = layout.setdefault(key, {})
+        title = ax.get("title") or {}
+        if isinstance(title, str):
+            title = {"text": title}
+        title["font"] = {"size": g.fl, "color": TEXT}
+        title["standoff"] = g.standoff
+        ax["title"] = title
+        ax.update(
+            automargin=True,  # with frozen margins this only makes Plotly honour standoff
+            showline=True,
+            linecolor=TEXT,
+            linewidth=1,
+            ticks="outside",
+            ticklen=g.ticklen,
+            tickcolor=TEXT,
+            tickwidth=1,
+            tickfont={"size": g.ft, "color": TEXT},
+            zeroline=False,
+        )
+        ax.setdefault("gridcolor", GRID)
+    layout["font"] = {"family": FONT, "size": g.fl, "color": TEXT}
+    for note in layout.get("annotations") or []:
+        note["font"] = {"size": g.ft, "color": TEXT}
+
+
+def _y_zone(traces: Sequence[Any], layout: Mapping, g: _Geometry, key: str, axis: str) -> float:
+    """Room beside the plot for a y axis: tick labels (or category names), standoff, title."""
+    ax = layout.get(key) or {}
+    if not ax.get("visible", True):
+        return g.pad
+    if ax.get("type") == "category":
+        labels = _category_labels(traces, axis[0])
+    else:
+        lo, hi = _data_range(traces, axis, layout)
+        labels = tick_labels(lo, hi, g.plot_h, g.ft)
+    widest = max((text_width(s, g.ft) for s in labels), default=0.0)
+    title = LINE * g.fl if _title_text(layout, key) else 0.0
+    return g.ticklen + widest + g.standoff + title + g.pad
+
+
+def _x_tick_height(traces: Sequence[Any], layout: dict, g: _Geometry, plot_w: float) -> float:
+    """Height of the x tick labels. Category names (class names) that do not fit side by
+    side are turned upright (``tickangle`` -90) and the bottom margin grows to the longest,
+    so that no name is cut; numbers always fit flat."""
+    ax = layout.get("xaxis") or {}
+    if ax.get("type") != "category":
+        return LINE * g.ft
+    labels = _category_labels(traces, "x")
+    if not labels:
+        return LINE * g.ft
+    y_ax = layout.get("yaxis") or {}
+    # A square heatmap (y scaled to x) is as wide as the plot is high.
+    span = min(plot_w, g.plot_h) if y_ax.get("scaleanchor") == "x" else plot_w
+    # In the app the width is a guess: leave room for a narrower column.
+    span = span if g.known_width else min(span, CATEGORY_APP_WIDTH)
+    slot = span / max(1, len(set(labels)))
+    widest = max(text_width(s, g.ft) for s in labels)
+    if widest + g.ft <= slot:
+        ax["tickangle"] = 0
+        return LINE * g.ft
+    ax["tickangle"] = -90
+    layout["xaxis"] = ax
+    return widest + 0.3 * g.ft
+
+
+def _category_labels(traces: Sequence[Any], letter: str) -> list[str]:
+    out: list[str] = []
+    for t in traces:
+        vals = _get(t, letter)
+        if vals is not None and not isinstance(vals, Mapping):
+            out.extend(str(v) for v in vals)
+    return out
+
+
+def _side_margins(
+    traces: Sequence[Any], layout: Mapping, g: _Geometry, visible: bool
+) -> tuple[float, float, float]:
+    """(left, right, plot width): y tick labels and titles; the last x tick label overhangs
+    the plot by half its width (the widest label, not the last: which label comes last
+    shifts with the data's range, and the plot must not move when a threshold does)."""
+    if not visible:
+        return g.pad, g.pad, g.W - 2 * g.pad
+    xax = layout.get("xaxis") or {}
+    if xax.get("type") == "category":
+        overhang = g.pad
+    else:
+        lo, hi = _data_range(traces, "x", layout)
+        x_labels = tick_labels(lo, hi, g.W * 0.8, g.ft)
+        overhang = max(text_width(x, g.ft) for x in x_labels) / 2 + g.pad
+    left = _y_zone(traces, layout, g, "yaxis", "y")
+    right = _y_zone(traces, layout, g, "yaxis2", "y2") if "yaxis2" in layout else overhang
+    right = max(right, overhang)
+    return left, right, g.W - left - right
+
+
+def _place_legend(
+    traces: Sequence[Any], layout: dict, g: _Geometry, plot_w: float, x_zone: float,
+    width: int | None,
+) -> tuple[float, bool]:
+    """Put the legend in rows of its own below the x-axis title or above the plot; returns
+    (its height, whether it is below). Names are wrapped to the plot's width."""
+    names = legend_names(traces, layout)
+    legend = dict(layout.get("legend") or {})
+    below = (legend.get("y") or 1.0) < 0
+    if not names:
+        return 0.0, below
+    names = [wrap(n, g.fl, plot_w - LEGEND_SYMBOL) for n in names] if width else names
+    # In the app the figure stretches to its column: its rows are counted for the narrowest
+    # legend it is shown with (a half-width chart at 1280 px, a full one at 1024 px with the
+    # sidebar open), so that no row is cut off or scrolls.
+    rows_w = plot_w if width else min(plot_w, APP_LEGEND_WIDTH)
+    legend_h, entry_w = _legend_size(names, g.fl, rows_w, fixed=bool(width))
+    legend.update(
+        orientation="h",
+        xref="paper",
+        yref="paper",
+        x=0,
+        xanchor="left",
+        font={"size": g.fl, "color": TEXT},
+        bgcolor="rgba(255,255,255,0)",
+        tracegroupgap=0,
+        # Plotly clips a legend above or below the plot to half the figure's height
+        # (and adds a scroll bar, which a PDF cannot scroll); it has its own rows here.
+        maxheight=round(legend_h + 2 * g.pad),
+    )
+    if entry_w:
+        legend.update(entrywidth=entry_w, entrywidthmode="pixels")
+    else:
+        legend.pop("entrywidth", None)
+    if below:
+        legend.update(y=-(x_zone + g.pad) / g.plot_h, yanchor="top")
+    else:
+        legend.update(y=1 + g.pad / g.plot_h, yanchor="bottom")
+    layout["legend"] = legend
+    if width:
+        shown = (t for t in traces if _get(t, "showlegend") is not False and _get(t, "name"))
+        for t, n in zip(shown, names, strict=False):
+            _set_name(t, n)
+    return legend_h, below
+
+
+def _place_title(layout: dict, g: _Geometry, legend_above: float) -> float:
+    """The title (if the preset has titles and the chart one) and a legend above the plot;
+    returns the top margin. Sets the title's layout; the height is set by the caller."""
+    title = layout.get("title") or {}
+    text = str(title.get("text") or "") if g.preset.title_pt else ""
+    fh = (g.preset.title_pt or 0) * PX_PER_PT
+    title_h = LINE * fh if text else 0.0
+    top = g.pad + title_h + (g.pad + legend_above if legend_above else 0.0)
+    top = max(top, g.pad + 0.7 * g.ft)  # the top tick label overhangs the plot by half its height
+    layout["title"] = {
+        "text": text,
+        "font": {"size": fh or g.fl, "color": TEXT},
+        "x": 0,
+        "xref": "container",
+        "xanchor": "left",
+        "pad": {"l": round(g.pad)},
+        "yref": "container",
+        "yanchor": "top",
+    }
+    return top
 
 
 def _set_name(trace: Any, name: str) -> None:

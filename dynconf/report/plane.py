@@ -217,6 +217,60 @@ def compare(entries: Sequence[Any], title: str = "Runs and decoders compared") -
     return Chart("compare", title, fig.build(), data)
 
 
+def _add_policy(fig: FigureBuilder, i: int, item: Any) -> list[pd.DataFrame]:
+    """One policy on the fronts chart: its front (a line) and its chosen point (a marker in
+    the same colour, the policy's one legend entry); returns their table rows."""
+    color, name = POLICY_COLORS[i % len(POLICY_COLORS)], str(item.name)
+    lat, acc, params = item.front()
+    fig.add_trace(
+        go.Scatter(
+            x=lat,
+            y=percent(acc),
+            text=[plotly_text(p) for p in params],
+            name=f"{name}: front",
+            legendgroup=name,
+            showlegend=False,  # one legend entry per policy: its chosen point's marker
+            mode="lines",
+            line={"color": color, "width": 2},
+            hovertemplate=f"%{{text}}<br>{PLANE_HOVER}<extra>{plotly_text(name)}</extra>",
+        )
+    )
+    chosen = item.fit.test
+    fig.add_trace(
+        star(
+            chosen.mean_latency,
+            100.0 * chosen.accuracy,
+            name,
+            f"{plotly_text(item.fit.description)}<br>{PLANE_HOVER}"
+            f"<extra>{plotly_text(name)} (chosen)</extra>",
+            color=color,
+            symbol=POLICY_SYMBOLS[i % len(POLICY_SYMBOLS)],
+        )
+    )
+    fig.traces[-1].legendgroup = name
+    n = len(lat)
+    return [
+        frame(f"{name} front", policy=[name] * n, kind=["front"] * n, mean_latency=lat,
+              accuracy=acc, params=list(params)),
+        frame(f"{name} chosen", policy=[name], kind=["chosen"],
+              mean_latency=[chosen.mean_latency], accuracy=[chosen.accuracy],
+              params=[item.fit.description]),
+    ]  # fmt: skip
+
+
+def _markers_on_top(fig: FigureBuilder, first: int) -> None:
+    """Draw every front line first and the chosen markers over them, the first policy's
+    (the threshold rule's star) last, so a marker at the same point as another's (patience
+    often chooses the threshold rule's very point) stays visible; the legend keeps the
+    policies' order."""
+    added = fig.traces[first:]
+    lines = [t for t in added if t.mode == "lines"]
+    markers = [t for t in added if t.mode != "lines"]
+    for rank, marker in enumerate(markers):
+        marker.legendrank = 1000 + rank
+    fig.traces[first:] = [*lines, *reversed(markers)]
+
+
 def policy_fronts(
     baseline: Sequence[float],
     fronts: Sequence[Any],
@@ -237,55 +291,10 @@ def policy_fronts(
     if oracle is not None:
         fig.add_trace(oracle_trace(oracle, "oracle, stays correct"))
         frames.append(_curve_frame("oracle", oracle))
+    first = len(fig.traces)
     for i, item in enumerate(fronts):
-        color, name = POLICY_COLORS[i % len(POLICY_COLORS)], str(item.name)
-        lat, acc, params = item.front()
-        fig.add_trace(
-            go.Scatter(
-                x=lat,
-                y=percent(acc),
-                text=[plotly_text(p) for p in params],
-                name=f"{name}: front",
-                legendgroup=name,
-                showlegend=False,  # one legend entry per policy: its chosen point's marker
-                mode="lines",
-                line={"color": color, "width": 2},
-                hovertemplate=f"%{{text}}<br>{PLANE_HOVER}<extra>{plotly_text(name)}</extra>",
-            )
-        )
-        chosen = item.fit.test
-        fig.add_trace(
-            star(
-                chosen.mean_latency,
-                100.0 * chosen.accuracy,
-                name,
-                f"{plotly_text(item.fit.description)}<br>{PLANE_HOVER}"
-                f"<extra>{plotly_text(name)} (chosen)</extra>",
-                color=color,
-                symbol=POLICY_SYMBOLS[i % len(POLICY_SYMBOLS)],
-            )
-        )
-        fig.traces[-1].legendgroup = name
-        frames.append(
-            frame(
-                f"{name} front",
-                policy=[name] * len(lat),
-                kind=["front"] * len(lat),
-                mean_latency=lat,
-                accuracy=acc,
-                params=list(params),
-            )
-        )
-        frames.append(
-            frame(
-                f"{name} chosen",
-                policy=[name],
-                kind=["chosen"],
-                mean_latency=[chosen.mean_latency],
-                accuracy=[chosen.accuracy],
-                params=[item.fit.description],
-            )
-        )
+        frames.extend(_add_policy(fig, i, item))
+    _markers_on_top(fig, first)
     # Two key entries say what line and marker mean, instead of two entries per policy.
     grey = "#777777"
     fig.add_trace(

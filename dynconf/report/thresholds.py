@@ -1,7 +1,7 @@
 """Charts over the threshold C: the accuracy/latency response and the calibration selection.
 
 ``threshold_response`` reads a sweep along C (two y axes); ``pareto_selection`` shows how a
-threshold was chosen on the calibration split (method.md section 4) and what it gave on test.
+threshold was chosen on the calibration split (docs/METHOD.md section 4) and what it gave on test.
 """
 
 from __future__ import annotations
@@ -99,6 +99,22 @@ def threshold_response(
     return Chart("threshold_response", title, fig.build(), data)
 
 
+def _selection_table(selection, thr, lat, acc, front, in_band) -> pd.DataFrame:
+    """The selection chart's table: the sweep, and the chosen C on calibration and test."""
+    cal, test = selection.calibration, selection.test
+    return pd.concat(
+        [
+            frame("sweep", threshold=thr, mean_latency=lat, accuracy=acc, on_front=front,
+                  in_band=in_band),
+            frame("chosen_calibration", threshold=[selection.threshold],
+                  mean_latency=[cal.mean_latency], accuracy=[cal.accuracy]),
+            frame("chosen_test", threshold=[selection.threshold],
+                  mean_latency=[test.mean_latency], accuracy=[test.accuracy]),
+        ],
+        ignore_index=True,
+    )  # fmt: skip
+
+
 def pareto_selection(
     selection: Any, baseline_accuracy: float | None = None, title: str | None = None
 ) -> Chart:
@@ -167,29 +183,5 @@ def pareto_selection(
             )
         )
     standard_layout(fig, title, *PLANE_AXES, legend_below=True)
-    data = pd.concat(
-        [
-            frame(
-                "sweep",
-                threshold=thr,
-                mean_latency=lat,
-                accuracy=acc,
-                on_front=front,
-                in_band=in_band,
-            ),
-            frame(
-                "chosen_calibration",
-                threshold=[selection.threshold],
-                mean_latency=[cal.mean_latency],
-                accuracy=[cal.accuracy],
-            ),
-            frame(
-                "chosen_test",
-                threshold=[selection.threshold],
-                mean_latency=[test.mean_latency],
-                accuracy=[test.accuracy],
-            ),
-        ],
-        ignore_index=True,
-    )
+    data = _selection_table(selection, thr, lat, acc, front, in_band)
     return Chart("pareto_selection", title, fig.build(), data)

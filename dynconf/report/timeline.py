@@ -64,6 +64,51 @@ def sample_status(state: Any) -> np.ndarray:
     return np.where(exited, np.where(right, 1, 2), 0).astype(np.int8)
 
 
+def _grid_hover(ids, words, steps, status, cells: int) -> np.ndarray:
+    """Hover text of each grid cell, ~30 bytes a sample on every tick: kept for a
+    class-sized split, left out of a 10,000-sample one (300 kB a step)."""
+    hover = np.full(cells, "", dtype=object)
+    hover[: len(status)] = [
+        f"id {i}: {w}" + (f" at step {s}" if code else "")
+        for i, w, s, code in zip(ids.tolist(), words, steps.tolist(), status.tolist(), strict=True)
+    ]
+    return hover
+
+
+def _grid_keys(fig: FigureBuilder, status, colors, watched: int | None, cols: int) -> None:
+    """Legend entries with the count of each status (a heatmap has none: the counts say how
+    far the story is), and the watched sample's black frame."""
+    counts = np.bincount(status, minlength=3)
+    for code, (name, color) in enumerate(zip(STATUS, colors, strict=True)):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=f"{name} ({counts[code]})",
+                marker={"color": color, "size": 14, "symbol": "square"},
+            )
+        )
+    if watched is not None and 0 <= watched < len(status):
+        r, c = divmod(int(watched), cols)
+        fig.add_trace(
+            go.Scatter(
+                x=[c],
+                y=[r],
+                mode="markers",
+                name="watched sample",
+                marker={
+                    "symbol": "square-open",
+                    "size": 16,
+                    "color": COLORS["baseline"],
+                    "line": {"width": 3},
+                },
+                hoverinfo="skip",
+                cliponaxis=False,  # a frame on the first row stays whole above the grid
+            )
+        )
+
+
 def timeline_grid(
     state: Any,
     ids: Sequence[int] | None = None,
@@ -80,17 +125,8 @@ def timeline_grid(
     z[:n] = status
     words = np.asarray(STATUS)[status]
     steps = np.asarray(state.exit_steps)
-    hover = None
-    if n <= HOVER_MAX:
-        # ~30 bytes a sample on every tick: kept for a class-sized split, left out of a
-        # 10,000-sample one (300 kB a step).
-        hover = np.full(rows * cols, "", dtype=object)
-        hover[:n] = [
-            f"id {i}: {w}" + (f" at step {s}" if code else "")
-            for i, w, s, code in zip(
-                ids.tolist(), words, steps.tolist(), status.tolist(), strict=True
-            )
-        ]
+    hover = _grid_hover(ids, words, steps, status, rows * cols) if n <= HOVER_MAX else None
+    if hover is not None:
         hover = hover.reshape(rows, cols)
     title = title or f"Samples after step {state.t} of {state.T}"
     colors = (RUNNING_COLOR, COLORS["correct"], COLORS["wrong"])
@@ -110,35 +146,7 @@ def timeline_grid(
             ygap=1,
         )
     )
-    counts = np.bincount(status, minlength=3)
-    for code, (name, color) in enumerate(zip(STATUS, colors, strict=True)):
-        # Legend entries only (a heatmap has none): the counts say how far the story is.
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=f"{name} ({counts[code]})",
-                marker={"color": color, "size": 14, "symbol": "square"},
-            )
-        )
-    if watched is not None and 0 <= watched < n:
-        r, c = divmod(int(watched), cols)
-        fig.add_trace(
-            go.Scatter(
-                x=[c],
-                y=[r],
-                mode="markers",
-                name="watched sample",
-                marker={
-                    "symbol": "square-open",
-                    "size": 16,
-                    "color": COLORS["baseline"],
-                    "line": {"width": 3},
-                },
-                hoverinfo="skip",
-            )
-        )
+    _grid_keys(fig, status, colors, watched, cols)
     standard_layout(fig, title, "", "")
     fig.update_layout(
         xaxis={"visible": False, "range": [-0.5, cols - 0.5], "constrain": "domain"},
@@ -205,6 +213,26 @@ def timeline_histogram(state: Any, title: str | None = None) -> Chart:
     return Chart("timeline_histogram", title, fig.build(), data, notes={"t": state.t})
 
 
+def label_corner(confidence: np.ndarray, threshold: float, band: float = 0.14) -> str:
+    """Where the "C = ..." label of the threshold line overlaps the curve least: the corner
+    (top/bottom, left/right of the line) whose strip (the first or last third of the steps,
+    ``band`` above or below C) holds the fewest confidence points of the whole run, so the
+    label never moves while t advances."""
+    c = np.asarray(confidence, dtype=float)
+    third = max(1, len(c) // 3)
+    spans = {"left": c[:third], "right": c[-third:]}
+    best, where = None, "top left"
+    for vertical in ("top", "bottom"):
+        lo = threshold if vertical == "top" else threshold - band
+        hi = lo + band
+        room = 1.02 - threshold if vertical == "top" else threshold
+        for side, part in spans.items():
+            hits = int(((part >= lo) & (part <= hi)).sum()) + (len(c) if room < band else 0)
+            if best is None or hits < best:
+                best, where = hits, f"{vertical} {side}"
+    return where
+
+
 def timeline_confidence(
     confidence: Sequence[float],
     threshold: float,
@@ -239,13 +267,14 @@ def timeline_confidence(
             mode="markers",
             marker={"color": COLORS["current"], "size": 18, "symbol": "circle"},
             hovertemplate="step %{x}<br>confidence %{y:.4f}<extra></extra>",
+            cliponaxis=False,  # whole at t = T_max and at confidence 1
         )
     )
     fig.add_hline(
         y=threshold,
         line={"color": COLORS["current"], "dash": "dash", "width": 3},
         annotation_text=f"C = {threshold:.4g}",
-        annotation_position="top left",
+        annotation_position=label_corner(c, threshold),
     )
     if exit_step <= t:
         fig.add_vline(

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from dynconf.app.routes import page_path
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
@@ -21,7 +23,7 @@ def app(page: str | None = None, **query) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     if page:
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(page_path(page)).run()
         assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -49,3 +51,17 @@ def specs(at: AppTest) -> dict[str, dict]:
         spec = json.loads(chart.proto.spec)
         out[spec["layout"]["title"]["text"]] = spec
     return out
+
+
+def slider(at: AppTest):
+    """The sidebar's threshold slider (its key carries a generation: dynconf.app.threshold)."""
+    found = [s for s in at.slider if s.label == "Threshold C"]
+    assert len(found) == 1, [s.label for s in at.slider]
+    return found[0]
+
+
+def exact_box(at: AppTest):
+    """The sidebar's exact threshold box."""
+    found = [n for n in at.number_input if n.label == "Exact threshold"]
+    assert len(found) == 1, [n.label for n in at.number_input]
+    return found[0]

@@ -30,8 +30,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(runs: Path, work: Path, log_path: Path, timeout: float = 60.0) -> Iterator[dict]:
-    """A Streamlit server on a free port; yields url, started/ready times and the process."""
+def serve_app(
+    runs: Path, work: Path, log_path: Path, timeout: float = 60.0, app_root: Path = ROOT
+) -> Iterator[dict]:
+    """A Streamlit server on a free port; yields url, started/ready times and the process.
+    ``app_root`` is the tree whose ``app.py`` is served (another version of the app, for a
+    benchmark's before and after)."""
     port = free_port()
     env = dict(os.environ, DYNCONF_RUNS=str(runs), DYNCONF_WORK=str(work))
     with open(log_path, "w") as log:
@@ -39,7 +43,7 @@ def serve_app(runs: Path, work: Path, log_path: Path, timeout: float = 60.0) -> 
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=app_root, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:

@@ -16,11 +16,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dynconf import jobs
+from dynconf.app.routes import page_path
+from dynconf.app.text import ZWSP, md_escape
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import default_work_root, load_run
-from tests.app.helpers import app, metric
-from ui.text import ZWSP, md_escape
+from tests.app.helpers import app, exact_box, metric, slider
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -38,7 +39,7 @@ def qp(at: AppTest, key: str) -> str | None:
 
 
 def plain(markdown: str) -> str:
-    """What an escaped markdown string shows (ui.text.md_escape undone)."""
+    """What an escaped markdown string shows (dynconf.app.text.md_escape undone)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(ZWSP, "")
 
 
@@ -58,10 +59,29 @@ def test_every_page_renders(env, page):
     at = app(page)
     charts = at.get("plotly_chart")
     assert len(charts) >= CHART_PAGES.get(page, 0)
-    if page == "explorer":  # its four charts are drawn in the browser (ui/instant.py)
+    if page == "explorer":  # its four charts are drawn in the browser (dynconf/app/instant.py)
         names = {e.proto.component_name for e in at.get("bidi_component")}
         assert {"dynconf.plotly", "dynconf.instant_data", "dynconf.instant_explorer"} <= names
     assert at.title, "every page has a title"
+
+
+# A Python expression left in braces: an f-string that lost its ``f``.
+PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w.]*(\[[^\]]*\]|\([^)]*\))?(:[^}]*)?\}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_shows_an_unfilled_placeholder(env, page):
+    at = app(page)
+    texts = [e.value for kind in ("markdown", "caption", "info", "warning", "success", "error")
+             for e in at.get(kind)]  # fmt: skip
+    texts += [m.label for m in at.metric]
+    found = [plain(t) for t in texts if isinstance(t, str) and PLACEHOLDER.search(plain(t))]
+    assert not found, found
+
+
+def test_the_placeholder_pattern_catches_a_lost_f():
+    assert PLACEHOLDER.search("is a {md_escape(names[label], limit=60)}. It stops at {tau}")
+    assert not PLACEHOLDER.search("C = 0.5243 at 21.50 steps {not a name")
 
 
 def test_default_view_is_in_url_and_threshold_comes_from_calibration(env, dashboard_runs):
@@ -70,7 +90,7 @@ def test_default_view_is_in_url_and_threshold_comes_from_calibration(env, dashbo
     run = load_run(dashboard_runs / "synth")
     sel = metrics.select_threshold(decode(run.split("calibration")), decode(run.split("test")))
     assert float(qp(at, "threshold")) == pytest.approx(sel.threshold, abs=1e-6)
-    assert at.number_input(key="thr_number").value == pytest.approx(sel.threshold)
+    assert exact_box(at).value == pytest.approx(sel.threshold)
 
 
 def test_slider_and_exact_entry_drive_explorer_metrics(env, synth_test):
@@ -79,9 +99,9 @@ def test_slider_and_exact_entry_drive_explorer_metrics(env, synth_test):
     before = metric(at, "Accuracy")
     for widget, value in (("slider", 0.8), ("number", 0.4321)):
         if widget == "slider":
-            at.slider(key="thr_slider").set_value(value).run()
+            slider(at).set_value(value).run()
         else:
-            at.number_input(key="thr_number").set_value(value).run()
+            exact_box(at).set_value(value).run()
         assert not at.exception
         res = metrics.evaluate(dec, value, spikes=sp.spikes, neurons=run.meta["neurons"])
         assert metric(at, "Accuracy") == pct(res.accuracy)
@@ -94,7 +114,7 @@ def test_slider_and_exact_entry_drive_explorer_metrics(env, synth_test):
         assert qp(at, "threshold") == f"{value:.6g}"
     assert metric(at, "Accuracy") != before
     # The two controls stay in step.
-    assert at.slider(key="thr_slider").value == pytest.approx(0.4321)
+    assert slider(at).value == pytest.approx(0.4321)
 
 
 def test_url_restores_the_view(env, dashboard_runs):
@@ -131,7 +151,7 @@ def test_damaged_run_is_listed_with_reason_and_never_crashes(env):
     at = app("runs")
     problems = [plain(e.value) for e in at.error]
     assert any("broken" in p and "test.outputs.npy" in p for p in problems), problems
-    table = at.dataframe[0].value
+    table = at.table[0].value
     row = table[table.run == "broken"].iloc[0]
     assert row.status == "damaged" and "truncated" in row.problem
     assert "broken" not in at.selectbox(key="run").options
@@ -160,7 +180,7 @@ def test_selection_page_and_use_threshold(env, dashboard_runs):
     assert metric(at, "Chosen threshold C") == f"{sel.threshold:.4g}"
     assert metric(at, "On test") == pct(sel.test.accuracy)
     at.button(key="sel_use").click().run()
-    assert at.number_input(key="thr_number").value == pytest.approx(sel.threshold)
+    assert exact_box(at).value == pytest.approx(sel.threshold)
     assert float(qp(at, "threshold")) == pytest.approx(sel.threshold, rel=1e-5)
 
 
@@ -187,16 +207,14 @@ def test_policies_page_fits_every_registered_policy(env, dashboard_runs):
     table = at.dataframe[0].value
     assert list(table["policy"]) == [*POLICIES, "oracle (stays correct)"]
     for i, cls in enumerate((Threshold, Patience)):
-        want = cls.fit(cal, 0.0).evaluate(test)
-        assert table["mean latency on test"].iloc[i] == round(want.mean_latency, 3)
-        assert table["accuracy on test (%)"].iloc[i] == round(100 * want.accuracy, 2)
-    assert table["mean latency on test"].iloc[-1] == round(
-        metrics.oracle(test, "stays_correct").mean_latency, 3
-    )
+        want = cls().fit(cal, 0.0).evaluate(test)
+        assert table["latency"].iloc[i] == f"{want.mean_latency:.3f}"
+        assert table["acc"].iloc[i] == f"{100 * want.accuracy:.2f} %"
+    assert table["latency"].iloc[-1] == f"{metrics.oracle(test, 'stays_correct').mean_latency:.3f}"
     at.number_input(key="pol_tol").set_value(2.0).run()
     assert not at.exception
     looser = at.dataframe[0].value
-    assert looser["mean latency on test"].iloc[0] <= table["mean latency on test"].iloc[0]
+    assert float(looser["latency"].iloc[0]) <= float(table["latency"].iloc[0])
 
 
 def run_T(root) -> int:
@@ -216,8 +234,8 @@ def test_compare_page_overlays_decoders(env):
 
 
 def test_import_upload_validates_like_import(env, dashboard_runs, tmp_path):
+    from dynconf.app import uploads
     from tests.helpers import synthetic_split
-    from ui import uploads
 
     buf = io.BytesIO()
     np.savez(buf, **synthetic_split(80, 12, 10, seed=5, neurons=100, dtype=np.float32))
@@ -260,10 +278,11 @@ def test_browsing_pages_never_import_torch(dashboard_runs, tmp_path):
         os.environ["DYNCONF_RUNS"] = {str(dashboard_runs)!r}
         os.environ["DYNCONF_WORK"] = {str(tmp_path / "work")!r}
         from streamlit.testing.v1 import AppTest
+        from dynconf.app.routes import page_path
         at = AppTest.from_file({APP!r}, default_timeout=60).run()
         errors = [e.value for e in at.exception]
         for page in {PAGES!r}:
-            at.switch_page(f"app_pages/{{page}}.py").run()
+            at.switch_page(page_path(page)).run()
             errors += [e.value for e in at.exception]
         print(json.dumps({{"torch": "torch" in sys.modules, "errors": errors}}))
         """
@@ -287,10 +306,10 @@ def test_shipped_digits_run(monkeypatch, tmp_path):
     sp = run.split(split)
     res = metrics.evaluate(decode(sp), 0.9, spikes=sp.spikes, neurons=run.meta.get("neurons"))
     assert metric(at, "Accuracy") == pct(res.accuracy)
-    at.switch_page("app_pages/samples.py").run()
+    at.switch_page(page_path("samples")).run()
     assert not at.exception
     assert not any("Image unavailable" in x.value for x in at.info)  # digits images ship
-    at.switch_page("app_pages/home.py").run()
+    at.switch_page(page_path("home")).run()
     assert not at.exception
 
 
@@ -356,10 +375,13 @@ def test_threshold_move_recomputes_only_the_threshold(env, monkeypatch):
                  "evaluate", "capped_curve"):  # fmt: skip
         counting(m, name)
     for value in (0.55, 0.6, 0.65):
-        at.slider(key="thr_slider").set_value(value).run()
+        slider(at).set_value(value).run()
         assert not at.exception
-    # Per move: one policy evaluation and one capped curve, nothing threshold-independent.
-    assert calls == {"evaluate": 3, "capped_curve": 3}
+    # Per move: one policy evaluation, nothing threshold-independent, and no figure for the
+    # closed download expander (its capped curve waits until it is opened).
+    assert calls == {"evaluate": 3}
+    at.expander[0]  # noqa: B018 - the downloads expander is there, closed
+    assert not [c for c in at.get("download_button") if "explorer-plane" in c.proto.id]
 
 
 def test_no_runs_at_all_guides_to_the_runs_page(tmp_path, monkeypatch):
@@ -368,7 +390,7 @@ def test_no_runs_at_all_guides_to_the_runs_page(tmp_path, monkeypatch):
     at = app()
     assert any("Runs" in w.value for w in at.sidebar.warning)
     for page in ("explorer", "runs"):
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(page_path(page)).run()
         assert not at.exception
 
 
@@ -379,7 +401,7 @@ def test_topk_run_reports_unusable_decoder_instead_of_crashing(env):
     at.selectbox(key="decoder").set_value("paper").run()
     assert not at.exception and not at.error
     assert metric(at, "Mean latency").endswith("steps")
-    at.switch_page("app_pages/samples.py").run()
+    at.switch_page(page_path("samples")).run()
     assert not at.exception
     assert any("full per-step outputs" in x.value for x in at.info)
 
@@ -396,9 +418,32 @@ def test_run_with_garbage_meta_is_listed_not_fatal(dashboard_runs, tmp_path, mon
     monkeypatch.setenv("DYNCONF_RUNS", str(root))
     monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
     at = app("runs")
-    table = at.dataframe[0].value.set_index("run")
+    table = at.table[0].value.set_index("run")
     assert table.loc["odd", "status"] == "damaged" and table.loc["odd", "problem"]
     assert table.loc["nometa", "status"] == "damaged"
     assert table.loc["synth", "status"] == "ok"
-    at.switch_page("app_pages/explorer.py").run()
+    at.switch_page(page_path("explorer")).run()
     assert not at.exception
+
+
+def test_selection_page_shows_the_costs_on_both_splits(tmp_path, monkeypatch):
+    """A run that holds spikes and synaptic operations: the Selection page shows what the
+    chosen C saves of each on calibration and on test, equal to the library's selection."""
+    from dynconf.core.roots import find_run
+
+    monkeypatch.setenv("DYNCONF_RUNS", str(find_run("noisy_digits").parent))
+    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
+    at = app("selection", run="noisy_digits")
+    sel = dynconf_select("noisy_digits")
+    for split, res in (("calibration", sel["calibration"]), ("test", sel["test"])):
+        assert metric(at, f"Spikes saved on {split}") == pct(res["spike_saving"], 1)
+        assert metric(at, f"Synaptic ops saved on {split}") == pct(res["synops_saving"], 1)
+
+
+def dynconf_select(run: str) -> dict:
+    """What `dynconf select RUN --json` prints, run in a child process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "dynconf", "select", run, "--json"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return json.loads(out.stdout)

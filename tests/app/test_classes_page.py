@@ -11,7 +11,7 @@ from dynconf.core import metrics
 from dynconf.core.classes import class_metrics, confusion_at_exit
 from dynconf.core.decoders import decode
 from dynconf.core.store import load_run
-from tests.app.helpers import app, specs, values
+from tests.app.helpers import app, slider, specs, values
 from tests.helpers import build_synthetic_run
 
 
@@ -19,7 +19,7 @@ from tests.helpers import build_synthetic_run
 def test_table_and_charts_are_the_core_numbers(env, dashboard_runs, threshold):
     at = app("classes")
     if threshold is not None:
-        at.slider(key="thr_slider").set_value(threshold).run()
+        slider(at).set_value(threshold).run()
     assert not at.exception
     C = float(at.session_state["threshold"])
     run = load_run(dashboard_runs / "synth")

@@ -4,12 +4,15 @@ left, and offers the teaching run; and the shipped teaching run is one where wai
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dynconf.app.routes import page_path
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.formatting import pct
@@ -59,33 +62,53 @@ def test_each_step_shows_the_core_state(env, synth):
     # The watched sample starts as a typical one, and its confidence line stops at t.
     pos = example_sample(synth, C)
     assert at.number_input(key="classroom_sample").value == pos
-    line = specs(at)[f"Sample {pos}: confidence"]["data"][0]
+    sid = int(load_run(env / "synth").split("test").ids[pos])  # one numbering: the id
+    line = specs(at)[f"Sample id {sid}: confidence"]["data"][0]
     np.testing.assert_allclose(values(line["y"]), synth.confidence[:, pos])
 
 
-def test_play_walks_to_T_max_and_stops(env, synth):
+def player_message(at: AppTest) -> dict:
+    found = [c for c in at.get("bidi_component") if c.proto.component_name.endswith("player")]
+    assert len(found) == 1, [c.proto.component_name for c in at.get("bidi_component")]
+    return json.loads(found[0].proto.json)
+
+
+def test_play_sends_the_timeline_to_the_browser_once(env, synth):
     at = app("classroom")
     C = float(at.session_state["threshold"])
     at.slider(key="classroom_t").set_value(synth.T - 3).run()
-    play = next(b for b in at.button if b.label == "Play")
-    play.click().run()
-    assert not at.exception
-    assert [b.label for b in at.button if b.label in ("Play", "Pause")] == ["Pause"]
-    assert at.progress, "a progress bar replaces the slider while playing"
-    shown_state(at, synth, C, synth.T - 3)  # the first frame is the step it started from
-    for t in range(synth.T - 2, synth.T + 1):  # each rerun of the fragment is one step
-        at.run()
-        assert not at.exception
-        shown_state(at, synth, C, t)
-    at.run()  # one tick after the last step the ticking stops
-    assert [b.label for b in at.button if b.label in ("Play", "Pause")] == ["Play"]
-    assert at.slider(key="classroom_t").value == synth.T
-    # Play again at the end starts from t = 1; Restart goes back to t = 1 and pauses.
+    at.segmented_control(key="classroom_speed").set_value("fast").run()
+    assert at.toggle(key="classroom_stop_all").value is True  # on by default
     next(b for b in at.button if b.label == "Play").click().run()
-    shown_state(at, synth, C, 1)
+    assert not at.exception
+    assert not [b for b in at.button if b.label == "Play"], "the player has its own Pause"
+    msg = player_message(at)
+    res = metrics.evaluate(synth, C)
+    steps = np.frombuffer(base64.b64decode(msg["steps"]), "<u2")
+    correct = np.frombuffer(base64.b64decode(msg["correct"]), np.uint8).astype(bool)
+    np.testing.assert_array_equal(steps, res.exit_steps)
+    np.testing.assert_array_equal(correct, res.correct)
+    assert (msg["t0"], msg["T"], msg["N"], msg["seconds"]) == (synth.T - 3, synth.T, synth.N, 0.1)
+    assert msg["stop_all"] is True and msg["C"] == C
+    pos = msg["watched"]
+    np.testing.assert_allclose(msg["conf"], synth.confidence[:, pos], atol=1e-6)
+    sid = int(load_run(env / "synth").split("test").ids[pos])
+    assert msg["conf_title"] == f"Sample id {sid}: confidence"
+    # The same play while other things rerun the page: the browser keeps painting it.
+    at.run()
+    assert player_message(at)["play"] == msg["play"]
     next(b for b in at.button if b.label == "Restart").click().run()
     assert at.slider(key="classroom_t").value == 1
-    assert [b.label for b in at.button if b.label in ("Play", "Pause")] == ["Play"]
+    assert [b.label for b in at.button if b.label == "Play"] == ["Play"]
+
+
+def test_the_confidence_label_sits_where_the_curve_is_not():
+    from dynconf.report.timeline import label_corner
+
+    rising = np.linspace(0.0, 1.0, 64)  # crosses C = 0.16 early, at the left
+    assert label_corner(rising, 0.16) in ("top right", "bottom right")
+    assert label_corner(rising[::-1], 0.16).endswith("left")
+    assert label_corner(np.full(64, 0.5), 0.95).startswith("bottom")  # no room above C
 
 
 def test_t_and_sample_survive_leaving_the_page(env, synth):
@@ -93,10 +116,11 @@ def test_t_and_sample_survive_leaving_the_page(env, synth):
     at.segmented_control(key="classroom_speed").set_value("slow").run()
     at.slider(key="classroom_t").set_value(7).run()
     at.number_input(key="classroom_sample").set_value(11).run()
-    assert "Sample 11: confidence" in specs(at)
-    at.switch_page("app_pages/explorer.py").run()
+    sid = int(load_run(env / "synth").split("test").ids[11])
+    assert f"Sample id {sid}: confidence" in specs(at)
+    at.switch_page(page_path("explorer")).run()
     assert not at.exception
-    at.switch_page("app_pages/classroom.py").run()
+    at.switch_page(page_path("classroom")).run()
     assert at.slider(key="classroom_t").value == 7
     assert at.number_input(key="classroom_sample").value == 11
     assert at.segmented_control(key="classroom_speed").value == "slow"
@@ -136,3 +160,86 @@ def test_the_teaching_run_is_one_where_waiting_pays():
     created = run.meta["created"]
     assert "noisy_digits" in created["command"] and created["training_commands"]
     assert (TEACHING / run.meta["checkpoint"]).stat().st_size < 1_000_000
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="module")
+def classroom_server(dashboard_runs, tmp_path_factory):
+    from tests.app.serve import serve_app
+
+    root = tmp_path_factory.mktemp("classroom_runs")
+    (root / "synth").symlink_to(dashboard_runs / "synth")
+    if TEACHING.is_dir():
+        (root / "noisy_digits").symlink_to(TEACHING)
+    with serve_app(root, root.parent / "work", root.parent / "streamlit.log") as info:
+        yield info
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    pytest.importorskip("playwright.sync_api")
+    from tests.app.serve import CHROMIUM, launch_chromium
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with launch_chromium() as b:
+        yield b
+
+
+def _play(page, url: str, speed: str, stop_all: bool) -> dict:
+    """Open the Classroom at 1024x768, choose the speed, press Play, and return what the
+    player painted (steps with their times) once it has finished."""
+    page.goto(url)
+    page.get_by_role("heading", name="Classroom", exact=True).wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+    page.get_by_text(speed, exact=True).click()
+    toggle = page.get_by_role("switch", name="Stop when all have answered")
+    if toggle.is_checked() != stop_all:
+        page.get_by_text("Stop when all have answered").click()
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Play").click()
+    page.locator(".dcp-root").wait_for(timeout=30_000)
+    page.wait_for_function("() => window.__dynconfClassroom && "
+                           "window.__dynconfClassroom.painted.length > 2", timeout=30_000)
+    boxes = page.evaluate("""() => ['.dcp-grid', '.dcp-conf', '.dcp-hist', '.dcp-step']
+        .map(s => document.querySelector(s).getBoundingClientRect().bottom)""")
+    page.wait_for_function("() => window.__dynconfClassroom.done !== null", timeout=60_000)
+    out = page.evaluate("() => window.__dynconfClassroom")
+    out["bottoms"] = boxes
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not TEACHING.is_dir(), reason="the teaching run is absent")
+def test_playback_paints_every_step_above_the_fold(classroom_server, chromium):
+    """At 1024x768 with the sidebar open: every step 1..64 painted once, in order, at the
+    "fast" pace, with the grid and both charts above the fold; then the page shows t = 64."""
+    run = load_run(TEACHING)
+    page = chromium.new_page(viewport={"width": 1024, "height": 768})
+    url = f"{classroom_server['url']}/classroom?run=noisy_digits"
+    got = _play(page, url, "fast", stop_all=False)
+    steps = [t for t, _ in got["painted"]]
+    assert steps == list(range(1, run.T_max + 1)), steps
+    assert got["done"] == run.T_max
+    assert max(got["bottoms"]) <= 768, got["bottoms"]  # nothing of the story below the fold
+    gaps = np.diff([ms for _, ms in got["painted"]])
+    assert gaps.min() >= 0.9 * 100, gaps.min()  # the pace is the chosen one, no step skipped
+    page.get_by_text(f"{run.T_max} / {run.T_max}").wait_for(timeout=30_000)  # the server's t
+    page.close()
+
+
+@pytest.mark.browser
+def test_play_stops_when_all_have_answered_and_says_so(classroom_server, chromium, dashboard_runs):
+    dec = decode(load_run(dashboard_runs / "synth").split("test"), "paper")
+    page = chromium.new_page(viewport={"width": 1024, "height": 768})
+    page.goto(f"{classroom_server['url']}/classroom?run=synth")
+    page.get_by_role("heading", name="Classroom", exact=True).wait_for(timeout=60_000)
+    C = float(page.get_by_label("Exact threshold").input_value())
+    last = int(metrics.evaluate(dec, C).exit_steps.max())
+    got = _play(page, f"{classroom_server['url']}/classroom?run=synth", "fast", stop_all=True)
+    assert got["done"] == last and [t for t, _ in got["painted"]] == list(range(1, last + 1))
+    if last < dec.T:
+        page.get_by_text(f"Every image had answered by step {last}").wait_for(timeout=30_000)
+    page.close()

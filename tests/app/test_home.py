@@ -18,7 +18,7 @@ from dynconf.core.decoders import decode
 from dynconf.core.formatting import pct
 from dynconf.core.store import load_run, save_run
 from dynconf.core.timeline import example_sample
-from tests.app.helpers import app, specs, values
+from tests.app.helpers import app, slider, specs, values
 from tests.app.test_app import plain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_home_tells_the_runs_own_numbers(env, dashboard_runs):
     assert "waiting buys accuracy" in text  # the synthetic run does get better with time
     assert any("Image unavailable" in c.value for c in at.caption)  # no images: said so
     # Another threshold changes the numbers with it.
-    at.slider(key="thr_slider").set_value(0.8).run()
+    slider(at).set_value(0.8).run()
     check_story(at, run, "test", float(at.session_state["threshold"]))
 
 
@@ -107,6 +107,40 @@ def test_teaching_run_home_shows_the_image(monkeypatch, tmp_path):
     run = load_run(SHIPPED / "noisy_digits")
     check_story(at, run, "test", float(at.session_state["threshold"]))
     assert any(t.startswith("Input image") for t in specs(at))
+
+
+def _imagefolder_run(root: Path) -> None:
+    """A small run whose sample ids index image folders (as a CIFAR-10 simulation's do)."""
+    T, N, K = 6, 40, 3
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, K, N)
+    outputs = rng.normal(size=(T, N, K)).astype(np.float32)
+    outputs[:, np.arange(N), labels] += 1.0
+    split = {"outputs": outputs, "labels": labels, "ids": np.arange(N)}
+    save_run(root / "folders", {"test": split, "calibration": split}, dataset="cifar10",
+             model="synthetic", extra_meta={"id_scheme": "imagefolder-index",
+             "id_source": {"test": "test", "calibration": "train"}})  # fmt: skip
+
+
+def test_home_says_where_to_point_the_data_root(tmp_path, monkeypatch):
+    _imagefolder_run(tmp_path / "runs")
+    monkeypatch.setenv("DYNCONF_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DYNCONF_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("DYNCONF_DATA", raising=False)
+    at = app(run="folders")
+    hints = [i.value for i in at.info if "DYNCONF_DATA" in i.value]
+    assert len(hints) == 1 and "dynconf app --data DIR" in hints[0]
+    assert "`cifar10/test/`" in hints[0] and "It is now" not in hints[0]
+    # A data root without the images: the hint names the root it looked in.
+    monkeypatch.setenv("DYNCONF_DATA", str(tmp_path))
+    at = app(run="folders", split="calibration")
+    hint = next(i.value for i in at.info if "DYNCONF_DATA" in i.value)
+    assert "`cifar10/train/`" in hint and f"It is now {tmp_path}" in plain(hint)
+
+
+def test_runs_without_image_folders_get_no_data_hint(env):
+    at = app()
+    assert not [i.value for i in at.info if "DYNCONF_DATA" in i.value]
 
 
 # --------------------------------------------------------------------------- real browser

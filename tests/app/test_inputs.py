@@ -91,7 +91,7 @@ def test_default_data_root_reads_the_environment(monkeypatch, tmp_path):
 
 
 def test_the_app_wrapper_uses_dynconf_data(image_tree, monkeypatch):
-    from ui import caches
+    from dynconf.app import caches
 
     class FakeRun:
         meta = TREE_META

@@ -1,7 +1,7 @@
 """The instant explorer's JavaScript against the library, and its Python side in AppTest.
 
-The browser part runs ui/instant_assets/core.js itself in headless Chromium (no app, no
-Streamlit): the payload ui/instant.py packs is decoded there and every slider position
+The browser part runs dynconf/report/explorer/core.js itself in headless Chromium (no app, no
+Streamlit): the payload dynconf/app/instant.py packs is decoded there and every slider position
 C_g = g / 200 is evaluated; exit steps, answers, every metric, the capped curve, the histogram
 and the metric texts must equal dynconf.metrics (and a brute-force exit rule) exactly, on a
 split whose confidences tie with the grid and repeat within samples. Thresholds off the grid
@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dynconf.app import instant
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.decoders.decode import Decoded
 from dynconf.core.formatting import pct
 from dynconf.core.records import GRID_STEPS, build_records
 from dynconf.core.store import load_run
-from tests.app.helpers import app
-from ui import instant
+from dynconf.report import explorer as shared
+from tests.app.helpers import app, exact_box, slider
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE_JS = (ROOT / "ui" / "instant_assets" / "core.js").read_text()
+CORE_JS = (ROOT / "dynconf" / "report" / "explorer" / "core.js").read_text()
 NEURONS = 2000
 
 
@@ -38,7 +39,7 @@ def tied(dec: Decoded) -> Decoded:
 
 
 def brute_exit(dec: Decoded, c: float) -> np.ndarray:
-    """The rule as method.md states it: the first t with c_t > C, else T."""
+    """The rule as docs/METHOD.md states it: the first t with c_t > C, else T."""
     above = dec.confidence > c
     first = above.argmax(axis=0) + 1
     return np.where(above.any(axis=0), first, dec.T)
@@ -224,7 +225,9 @@ def test_explorer_mounts_the_instant_component(dashboard_runs, tmp_path, monkeyp
     at = app("explorer", threshold="0.5")
     found = components(at)
     assert set(found) == {"dynconf.plotly", "dynconf.instant_data", "dynconf.instant_explorer"}
-    assert "window.Plotly" in found["dynconf.plotly"].js_content  # the installed plotly.min.js
+    # The vendored basic bundle, and the view the HTML report and the widget run too.
+    assert "plotly.js (basic - minified)" in found["dynconf.plotly"].js_content[:400]
+    assert shared.view_js() in found["dynconf.instant_explorer"].js_content
     blob = found["dynconf.instant_data"].bytes
     msg = json.loads(found["dynconf.instant_explorer"].json)
     assert msg["c"] == 0.5 and msg["g"] == 100 and msg["override"] is None
@@ -237,24 +240,23 @@ def test_explorer_mounts_the_instant_component(dashboard_runs, tmp_path, monkeyp
     ext = msg["ext"]
 
     # The sidebar moves C: the component is told to adopt it (a new ext); the payload stays.
-    at.slider(key="thr_slider").set_value(0.6).run()
+    slider(at).set_value(0.6).run()
     msg = json.loads(components(at)["dynconf.instant_explorer"].json)
     assert (msg["c"], msg["g"], msg["ext"]) == (0.6, 120, ext + 1)
     assert components(at)["dynconf.instant_data"].bytes == blob
 
     # An exact C off the slider's grid: the server's exit steps travel with it.
-    at.number_input(key="thr_number").set_value(0.5251).run()
+    exact_box(at).set_value(0.5251).run()
     msg = json.loads(components(at)["dynconf.instant_explorer"].json)
     assert msg["g"] is None and msg["ext"] == ext + 2
     res = metrics.evaluate(decode(run.split("test"), "paper"), 0.5251)
     steps = np.frombuffer(base64.b64decode(msg["override"]["steps"]), np.uint16)
     np.testing.assert_array_equal(steps, res.exit_steps)
 
-    # The component's own report (what ui.instant._on_report stores): no new ext, so its
+    # The component's own report (what dynconf.app.instant._on_report stores): no new ext, so its
     # echo never pulls the slider back, and the sidebar and the URL follow.
     at.session_state["_instant_c"] = 0.7
-    for key in ("threshold", "thr_slider", "thr_number"):
-        at.session_state[key] = 0.7
+    at.session_state["threshold"] = 0.7  # the one truth; the sidebar's controls follow it
     at.run()
     msg = json.loads(components(at)["dynconf.instant_explorer"].json)
     assert (msg["c"], msg["ext"]) == (0.7, ext + 2)

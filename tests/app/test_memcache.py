@@ -1,4 +1,4 @@
-"""ui/memcache.py: the app's cache bounded by bytes, least recently used out, groups, threads."""
+"""dynconf/app/memcache.py: a cache bounded by bytes, least recently used out, groups, threads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ui.memcache import MemoryCache, budget_bytes, nbytes_of
+from dynconf.app.memcache import MemoryCache, budget_bytes, nbytes_of
 
 MB = 1_000_000
 
@@ -114,3 +114,48 @@ def test_budget_comes_from_the_environment(monkeypatch):
         assert budget_bytes() == 512 * MB
     monkeypatch.delenv("DYNCONF_CACHE_MB")
     assert budget_bytes() == 512 * MB
+
+
+def test_payload_bytes_are_counted():
+    payload = bytes(3 * MB)
+    assert nbytes_of({"instant_payload": ("id", payload), "again": payload}) == 3 * MB
+    cache = MemoryCache(budget=5 * MB)
+    cache.get("a", lambda: ("id", bytes(3 * MB)))
+    cache.get("b", lambda: ("id", bytes(3 * MB)))
+    assert cache.ordered_keys() == ["b"] and cache.nbytes == 3 * MB
+
+
+class Cyclic:
+    """A value that refers to itself through what it holds, as a decoded split and its
+    threshold precomputation do: only the cycle collector frees it."""
+
+    def __init__(self, mb: float):
+        self.data = blob(mb)
+        self.cache = {"owner": self}
+
+
+def test_an_evicted_value_in_a_reference_cycle_is_freed_at_once():
+    import gc
+    import weakref
+
+    gc.disable()  # the collector would run by object counts, maybe never: the cache must
+    try:
+        cache = MemoryCache(budget=5 * MB)
+        first = weakref.ref(cache.get("a", lambda: Cyclic(3)))
+        cache.get("b", lambda: Cyclic(3))  # evicts a
+        assert first() is None
+        second = weakref.ref(cache.get("b", lambda: None))
+        cache.clear()
+        assert second() is None
+    finally:
+        gc.enable()
+
+
+def test_the_allocator_is_tuned_where_the_c_library_is_glibc():
+    import platform
+
+    from dynconf.app.memcache import release_memory, tune_allocator
+
+    if platform.libc_ver()[0] == "glibc":
+        assert tune_allocator() is True
+    release_memory()  # never fails, glibc or not

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from dynconf.app.text import md_escape
 from dynconf.core.decoders import decode
 from dynconf.core.policies import POLICIES
 from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
@@ -57,7 +58,7 @@ def test_page_draws_every_policys_front_and_chosen_point(env, library):
     table = at.dataframe[0].value
     for fit in comparison.fits:
         row = table[table.policy == fit.name].iloc[0]
-        assert row["mean latency on test"] == round(fit.test.mean_latency, 3)
+        assert row["latency"] == f"{fit.test.mean_latency:.3f}"
 
 
 @pytest.mark.parametrize("name", ["conformal", "patience"])
@@ -84,3 +85,45 @@ def test_page_draws_the_chosen_policys_exits_sample_by_sample(env, library, name
 
 def t_count(trace: dict) -> int:
     return len(values(trace["x"]))
+
+
+def test_page_states_a_computed_verdict(env, library):
+    _, comparison, _ = library
+    at = app("policies")
+    assert not at.exception, [e.value for e in at.exception]
+    target = comparison.fits[0].test.baseline_accuracy
+    full = [f for f in comparison.fits if f.test.accuracy >= target - 1e-12]
+    text = " ".join(m.value for m in at.markdown)
+    if full:
+        best = min(full, key=lambda f: f.test.mean_latency)
+        assert f"{md_escape(best.name)} is fastest at full accuracy on test" in text
+        assert f"({best.test.mean_latency:.2f} steps" in text
+    else:
+        assert "no rule keeps the full-length accuracy" in text
+
+
+def test_table_has_short_headers_with_help_and_no_none_cells(env, library):
+    at = app("policies")
+    table = at.dataframe[0].value
+    assert all(len(c) <= 12 for c in table.columns), list(table.columns)
+    assert table.map(lambda v: v is None or str(v) in ("None", "nan", "")).sum().sum() == 0
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert all(config[c].get("help") for c in table.columns), config
+    assert "oracle (stays correct)" in set(table.policy)
+    for static in at.table:
+        assert "None" not in static.value.to_string()
+    captions = " ".join(c.value for c in at.caption)
+    assert "**Gap closed**" in captions and "100 % the oracle" in captions
+
+
+def test_threshold_star_is_drawn_over_the_other_markers(env, library):
+    at = app("policies")
+    spec = titled(at, "Exit policy fronts on test, chosen on calibration")
+    order = [t["name"] for t in spec["data"]]
+    assert order.index("threshold") > order.index("patience")
+    assert order.index("threshold") > max(order.index(f"{n}: front") for n in POLICIES)
+    star = next(t for t in spec["data"] if t["name"] == "threshold")
+    assert star["marker"]["symbol"] == "star"
+    legend = sorted((t for t in spec["data"] if t["name"] in POLICIES),
+                    key=lambda t: t.get("legendrank", 1000))  # fmt: skip
+    assert [t["name"] for t in legend] == list(POLICIES)  # the legend keeps registry order

@@ -5,20 +5,22 @@ progress words (AppTest and dynconf.jobs, no browser)."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 
 import numpy as np
 import pytest
 
 from dynconf import jobs
+from dynconf.app.routes import page_path
 from dynconf.core.store import default_work_root, load_run
 from dynconf.errors import DynconfError
 from tests.app.helpers import app
 
 
 def import_mine(name: str) -> None:
+    from dynconf.app import uploads
     from tests.helpers import synthetic_split
-    from ui import uploads
 
     buf = io.BytesIO()
     np.savez(buf, **synthetic_split(60, 8, 10, seed=2, neurons=50, dtype=np.float32))
@@ -75,7 +77,7 @@ def test_typed_checkpoint_sets_its_dataset_and_is_the_one_simulated(env, digits_
 
 
 def test_listed_checkpoint_preselects_its_dataset(env, digits_checkpoint, monkeypatch):
-    from ui import uploads
+    from dynconf.app import uploads
 
     monkeypatch.setattr(  # the listing of checkpoints of this test's runs root, plus one
         uploads,
@@ -96,7 +98,7 @@ def test_import_offers_a_button_that_opens_the_new_run(env, tmp_path):
     at = app("runs")
     # AppTest cannot fill a file uploader; the form's own handler is uploads.import_upload,
     # so import as it does and check the page's button on the next run.
-    from ui import uploads
+    from dynconf.app import uploads
 
     run = uploads.import_upload("fresh", path.name, path.read_bytes(), split="test")
     at.session_state["_runs_imported"] = (run.name, "test")
@@ -160,3 +162,55 @@ def test_progress_words_say_done_when_done():
     )
     assert jobs.progress_words({"done": 0, "total": 200}) == "0 / 200 images · starting"
     assert jobs.progress_words({"done": 50, "total": 200, "eta_s": 12.4}).endswith("12 s left")
+
+
+# --------------------------------------------------------------------------- where runs live
+
+
+def test_every_listed_run_says_which_folder_it_lives_in(env, tmp_path, monkeypatch):
+    from tests.helpers import build_synthetic_run
+
+    extra = tmp_path / "extra runs"
+    build_synthetic_run(extra / "elsewhere", n_test=40, n_cal=30)
+    monkeypatch.setenv("DYNCONF_RUNS", f"{extra}{os.pathsep}{env}")
+    at = app("runs")
+    table = at.table[0].value
+    folders = dict(zip(table["run"], table["folder"], strict=True))
+    assert folders["elsewhere"] == str(extra) and folders["synth"] == str(env)
+    where = " ".join(m.value for m in at.markdown)
+    assert f"{plain(str(extra))} (shipped): 1 run(s)" in plain(where)
+    assert f"{plain(str(env))} (shipped): 3 run(s)" in plain(where)
+
+
+def test_a_run_opened_by_path_becomes_the_current_run(env, tmp_path):
+    from dynconf.app.caches import OPENED_KEY
+    from tests.helpers import build_synthetic_run
+
+    path = tmp_path / "far" / "away" / "synth"  # the same name as a listed run: it wins
+    build_synthetic_run(path, n_test=50, n_cal=20, seed=5)
+    at = app("runs")
+    at.text_input(key="open_path").set_value(str(path))
+    button(at, "Open").click().run()
+    assert not at.exception and not problems(at)
+    assert at.session_state["run"] == "synth"
+    assert at.session_state[OPENED_KEY] == [str(path.resolve())]
+    at.switch_page(page_path("runs")).run()
+    table = at.table[0].value
+    opened = table[table["run"] == "synth"]
+    assert list(opened["where"]) == ["opened"] and list(opened["folder"]) == [str(path.parent)]
+    # The sidebar now shows the opened run, not the listed one of the same name.
+    at.switch_page(page_path("home")).run()
+    assert any("N=50" in m.value or "50" in m.value for m in at.metric)
+
+
+@pytest.mark.parametrize("typed", ["", "no/such/run", "FILE"])
+def test_a_path_that_is_no_run_is_refused_in_one_line(env, tmp_path, typed):
+    if typed == "FILE":
+        typed = str(tmp_path / "meta.json")
+        (tmp_path / "meta.json").write_text("{}")
+    at = app("runs")
+    at.text_input(key="open_path").set_value(typed)
+    button(at, "Open").click().run()
+    errors = [plain(e) for e in problems(at)]
+    assert len(errors) == 1 and errors[0].startswith("Not opened:"), errors
+    assert "run" not in at.session_state or at.session_state["run"] != "meta.json"

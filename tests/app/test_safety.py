@@ -1,4 +1,4 @@
-"""The app under attack and misuse (issue 17): changed files, FIFOs, memory, zip bombs, hostile
+"""The app under attack and misuse: changed files, FIFOs, memory, zip bombs, hostile
 metadata, long names, markdown injection, server paths in messages.
 
 Where a failure would take the whole process down (SIGBUS) or hang it (a FIFO), the app runs
@@ -24,12 +24,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dynconf.app.routes import page_path
+from dynconf.app.text import ZWSP, md_escape
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import default_work_root, load_run
+from dynconf.errors import DynconfError
 from tests.app.helpers import app
 from tests.helpers import synthetic_split
-from ui.text import ZWSP, md_escape
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -42,7 +44,7 @@ UNESCAPED_LINK = re.compile(r"(?<!\\)\]\s*\(")  # "](" not preceded by a backsla
 
 
 def plain(markdown: str) -> str:
-    """What an escaped markdown string shows (ui.text.md_escape undone)."""
+    """What an escaped markdown string shows (dynconf.app.text.md_escape undone)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(ZWSP, "")
 
 
@@ -124,12 +126,13 @@ APP_AFTER_TRUNCATION = """
     import json, os
     from pathlib import Path
     from streamlit.testing.v1 import AppTest
+    from dynconf.app.routes import page_path
     victim = Path(os.environ["VICTIM"]) / "test.outputs.npy"
     original = victim.read_bytes()
     at = AppTest.from_file({app!r}, default_timeout=60)
     at.query_params["run"] = "victim"
     at.run()
-    at.switch_page("app_pages/samples.py").run()
+    at.switch_page(page_path("samples")).run()
     at.number_input(key="sample_pos").set_value(500).run()
     steps = {{"before": [m.value for m in at.metric if m.label == "Exit step"]}}
     os.truncate(victim, 200)
@@ -170,7 +173,7 @@ def test_truncating_an_open_run_shows_an_error_and_the_app_lives(runs_root):
 
 def test_listing_and_pages_only_read_runs_into_memory(runs_root):
     """No array of a loaded run is a memory map: a later change cannot reach a mapped read."""
-    from ui import caches
+    from dynconf.app import caches
 
     app("samples")
     runs = [v for v in caches.CACHE.values() if hasattr(v, "splits")]
@@ -188,11 +191,12 @@ def test_listing_and_pages_only_read_runs_into_memory(runs_root):
 APP_WITH_FIFOS = """
     import json
     from streamlit.testing.v1 import AppTest
+    from dynconf.app.routes import page_path
     at = AppTest.from_file({app!r}, default_timeout=60).run()
     out = {{"exceptions": [e.value for e in at.exception]}}
-    at.switch_page("app_pages/runs.py").run()
+    at.switch_page(page_path("runs")).run()
     out["exceptions"] += [e.value for e in at.exception]
-    table = at.dataframe[0].value.set_index("run")
+    table = at.table[0].value.set_index("run")
     out["status"] = table["status"].to_dict()
     out["problem"] = table["problem"].to_dict()
     print(json.dumps(out))
@@ -219,8 +223,8 @@ def test_fifo_in_a_run_never_freezes_the_app(runs_root):
 
 
 def test_cache_bytes_stay_within_budget_while_cycling_kappas(runs_root, monkeypatch):
-    from ui import caches
-    from ui.memcache import nbytes_of
+    from dynconf.app import caches
+    from dynconf.app.memcache import nbytes_of
 
     run = load_run(runs_root / "synth")
     sp = run.split("test")
@@ -249,7 +253,7 @@ def test_cache_bytes_stay_within_budget_while_cycling_kappas(runs_root, monkeypa
 
 def test_one_decode_per_split_serves_every_page(runs_root, monkeypatch):
     import dynconf.core.decoders
-    from ui import caches
+    from dynconf.app import caches
 
     caches.CACHE.clear()
     calls = []
@@ -262,7 +266,7 @@ def test_one_decode_per_split_serves_every_page(runs_root, monkeypatch):
     monkeypatch.setattr(dynconf.core.decoders, "decode", counting)
     at = app("explorer", threshold="0.5")
     for page in ("oracle", "selection", "policies", "samples", "home", "compare"):
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(page_path(page)).run()
         assert not at.exception
     assert sorted(calls) == [("calibration", "paper", None), ("test", "paper", None)]
     at.number_input(key="kappa").set_value(float(load_run(runs_root / "synth").T_max)).run()
@@ -323,7 +327,7 @@ def test_zip_bomb_upload_is_refused_without_inflating_or_writing(runs_root, tmp_
         f"""
         import json
         from pathlib import Path
-        from ui import uploads
+        from dynconf.app import uploads
         data = Path({str(bomb)!r}).read_bytes()
         try:
             uploads.import_upload("bombed", "bomb.npz", data)
@@ -447,18 +451,18 @@ def test_300_character_run_name_in_the_simulate_form(runs_root, tmp_path):
 def test_run_name_in_the_url_is_shown_as_text(runs_root):
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["run"] = PAYLOAD
-    at.switch_page("app_pages/explorer.py")  # the issue's deep link: explorer?run=...
+    at.switch_page(page_path("explorer"))  # the issue's deep link: explorer?run=...
     at.run()
     assert not at.exception
     assert at.title[0].value == "Threshold explorer"
-    errors = [e.value for e in at.error]
+    errors = [e.value for e in [*at.error, *at.warning]]
     assert any(PAYLOAD in plain(e) for e in errors), errors
     assert_no_markdown_injection(at)
     assert at.selectbox(key="run").value == "synth"
 
 
 def test_md_escape_leaves_no_markdown():
-    from ui.text import md_escape
+    from dynconf.app.text import md_escape
 
     for text in (PAYLOAD, "a_b*c*", "<b>x</b>", "$x$", ":red[x]", "www.evil.com", "a@b.co",
                  "line\n# heading", "1. item", "\u202eevil"):  # fmt: skip
@@ -473,7 +477,7 @@ def test_md_escape_leaves_no_markdown():
 
 
 def test_upload_messages_and_notes_name_the_users_file(runs_root):
-    from ui import uploads
+    from dynconf.app import uploads
 
     user_name = "my outputs (v2).npz"
     bad = io.BytesIO()
@@ -522,3 +526,34 @@ def test_upload_error_in_the_form_shows_the_users_file_name(runs_root):
     assert any("results_final.npz" in e for e in errors), errors
     assert not any(".uploads" in e or str(default_work_root()) in e for e in errors)
     assert md_escape("results_final.npz") in " ".join(e.value for e in at.error)
+
+
+def test_md_error_names_paths_relative_to_their_runs_folder(runs_root, tmp_path):
+    from dynconf.app.text import md_error
+
+    inside = runs_root / "synth" / "test.outputs.npy"
+    text = plain(md_error(DynconfError(f"{inside}: truncated, and '{tmp_path}/elsewhere/x.npy'")))
+    assert "runs/synth/test.outputs.npy: truncated" in text, text
+    assert "…/x.npy" in text and str(tmp_path) not in text, text
+    work = tmp_path / "work" / "mine" / "meta.json"
+    assert plain(md_error(DynconfError(f"cannot read {work}"))) == "cannot read work/mine/meta.json"
+
+
+def test_no_app_error_names_an_absolute_server_path(runs_root, tmp_path):
+    copy_run(runs_root / "synth", runs_root / "broken")
+    outputs = runs_root / "broken" / "test.outputs.npy"
+    outputs.write_bytes(outputs.read_bytes()[:200])  # damaged: listed with its error
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+
+    def errors() -> list[str]:  # messages, and the damaged-run list of the sidebar
+        found = [e.value for kind in ("error", "warning") for e in getattr(at, kind)]
+        return found + [m.value for m in at.markdown if "broken" in m.value]
+
+    texts = errors()
+    for page in ("oracle", "runs"):
+        at.switch_page(page_path(page)).run()
+        texts += errors()
+    joined = "\n".join(plain(t) for t in texts)
+    assert "broken/test.outputs.npy: truncated" in joined, joined  # the damage is reported ...
+    assert str(tmp_path) not in joined  # ... by names relative to the runs folder

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dynconf.app.routes import page_path
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
 from dynconf.core.store import load_run
-from tests.app.helpers import app
+from tests.app.helpers import app, exact_box, slider
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def qp(at, key: str) -> str | None:
 
 
 def go(at, page: str):
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(page_path(page)).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -111,23 +112,50 @@ def test_bad_deep_links_say_what_was_used_instead(env):
     assert any("outside [0, 10]" in w for w in warnings(at))
 
 
+def test_link_values_the_run_lacks_are_named_with_what_is_shown(env):
+    at = app("oracle", split="train", decoder="foo")
+    notes = warnings(at)
+    assert at.selectbox(key="split").value == "test"
+    assert any("split **train** is not a split" in w and "calibration" in w and "showing test" in w
+               for w in notes), notes  # fmt: skip
+    assert any("decoder **foo** is not a decoder" in w and "showing paper" in w
+               for w in notes), notes  # fmt: skip
+    at.selectbox(key="split").set_value("calibration").run()  # a choice retires the notice
+    assert not any("**train**" in w for w in warnings(at))
+    at = app("oracle", run="synht")
+    notes = [e.value.replace("\\", "") for e in at.sidebar.warning]
+    assert any("synht" in w and "closest: synth" in w and "showing" in w for w in notes), notes
+
+
+def test_compare_link_keeps_the_good_values_and_names_the_bad(env):
+    at = app("compare", runs="nope,synth", kappas="0,abc,8")
+    assert at.multiselect(key="cmp_runs").value == ["synth"]
+    assert at.text_input(key="cmp_kappas").value == "8"
+    notes = warnings(at)
+    assert any("nope is not one of the choices" in w and "showing synth" in w for w in notes)
+    assert any("kappa 0 is not > 0" in w and "abc is not a number" in w and "showing 8" in w
+               for w in notes), notes  # fmt: skip
+    at = app("compare", kappas="abc")
+    assert any("showing each run's T_max instead" in w for w in warnings(at)), warnings(at)
+
+
 def test_out_of_range_threshold_link_is_replaced_with_a_message(env):
     at = app("oracle", threshold="1.7")
     want = calibrated(env)
-    assert at.number_input(key="thr_number").value == pytest.approx(want)
+    assert exact_box(at).value == pytest.approx(want)
     notes = warnings(at)
     assert any("1.7" in w and "outside [0, 1]" in w and f"{want:.4g}" in w for w in notes), notes
 
 
 def test_exact_threshold_out_of_range_is_refused_with_a_message(env):
     at = app("oracle", threshold="0.6")
-    at.number_input(key="thr_number").set_value(1.5).run()
+    exact_box(at).set_value(1.5).run()
     assert not at.exception
-    assert at.number_input(key="thr_number").value == pytest.approx(0.6)
-    assert at.slider(key="thr_slider").value == pytest.approx(0.6)
+    assert exact_box(at).value == pytest.approx(0.6)
+    assert slider(at).value == pytest.approx(0.6)
     assert qp(at, "threshold") == "0.6"
     assert any("1.5" in w and "outside [0, 1]" in w and "0.6" in w for w in warnings(at))
-    at.number_input(key="thr_number").set_value(0.7).run()  # a good value clears it
+    exact_box(at).set_value(0.7).run()  # a good value clears it
     assert not any("outside" in w for w in warnings(at))
     assert qp(at, "threshold") == "0.7"
 
@@ -149,33 +177,35 @@ def test_kappa_zero_is_refused_with_a_message(env):
 
 def test_stale_exact_box_in_a_slider_request_does_not_undo_the_step(env):
     """What a browser sends when a second slider step leaves before the first rerun returns:
-    the new slider value and the box's old value. The step must win."""
+    the new slider value and the box's old value. The step must win; C is one session value
+    that each control's callback writes."""
     at = app("oracle", threshold="0.5")
-    at.slider(key="thr_slider").set_value(0.505).run()
-    assert at.number_input(key="thr_number").value == pytest.approx(0.505)
-    at.slider(key="thr_slider").set_value(0.51)
-    at.number_input(key="thr_number").set_value(0.5)  # stale: the value before the last step
+    slider(at).set_value(0.505).run()
+    assert exact_box(at).value == pytest.approx(0.505)
+    assert at.session_state["threshold"] == pytest.approx(0.505)
+    slider(at).set_value(0.51)
+    exact_box(at).set_value(0.5)  # stale: the value before the last step
     at.run()
-    assert at.slider(key="thr_slider").value == pytest.approx(0.51)
-    assert at.number_input(key="thr_number").value == pytest.approx(0.51)
+    assert slider(at).value == pytest.approx(0.51)
+    assert exact_box(at).value == pytest.approx(0.51)
     assert qp(at, "threshold") == "0.51"
     # The mirror case: steps of the box with a stale slider.
-    at.number_input(key="thr_number").set_value(0.6).run()
-    at.number_input(key="thr_number").set_value(0.6001)
-    at.slider(key="thr_slider").set_value(0.51)
+    exact_box(at).set_value(0.6).run()
+    exact_box(at).set_value(0.6001)
+    slider(at).set_value(0.51)
     at.run()
-    assert at.number_input(key="thr_number").value == pytest.approx(0.6001)
+    assert exact_box(at).value == pytest.approx(0.6001)
     assert qp(at, "threshold") == "0.6001"
 
 
 def test_switching_run_resets_the_threshold_to_that_runs_choice(env):
     at = app("oracle", threshold="0.42")
-    assert at.number_input(key="thr_number").value == pytest.approx(0.42)
+    assert exact_box(at).value == pytest.approx(0.42)
     at.selectbox(key="run").set_value("synth_topk").run()
     # synth_topk has no calibration split: the default, not synth's 0.42.
-    assert at.number_input(key="thr_number").value == pytest.approx(0.9)
+    assert exact_box(at).value == pytest.approx(0.9)
     at.selectbox(key="run").set_value("synth").run()
-    assert at.number_input(key="thr_number").value == pytest.approx(calibrated(env))
+    assert exact_box(at).value == pytest.approx(calibrated(env))
 
 
 def test_run_selector_help_names_the_real_folders(env, tmp_path):
@@ -287,6 +317,39 @@ BOXES = """() => {
               .filter(e => e.offsetParent !== null)
               .map(e => [e.scrollWidth, e.clientWidth]),
           metrics: document.querySelectorAll('[data-testid="stMetric"]').length}; }"""
+# Plotly legends that scroll (a scrollbar drawn) or whose last entry lies below the legend's
+# box, and select boxes and buttons whose shown text is wider than their box.
+CUT_LEGENDS = """() => {
+  const out = [];
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const title = (plot.querySelector('.gtitle') || {}).textContent || '(untitled)';
+    for (const legend of plot.querySelectorAll('g.legend')) {
+      const bar = legend.querySelector('.scrollbar');
+      if (bar && bar.getBoundingClientRect().height > 0 && +bar.getAttribute('height') !== 0)
+        out.push(title + ': legend scrolls');
+      const bg = legend.querySelector('rect.bg');
+      if (!bg) continue;
+      const box = bg.getBoundingClientRect();
+      for (const entry of legend.querySelectorAll('g.traces')) {
+        const r = entry.getBoundingClientRect();
+        if (r.height && (r.bottom > box.bottom + 2 || r.right > box.right + 2))
+          out.push(title + ': legend entry cut: ' + entry.textContent);
+      }
+    }
+  }
+  return out; }"""
+CUT_CONTROLS = """() => {
+  const out = [];
+  const sel = '[data-testid="stSelectbox"] [data-baseweb="select"] div, '
+      + '[data-testid="stDownloadButton"] button p, [data-testid="stButton"] button p';
+  for (const el of document.querySelectorAll(sel)) {
+    if (el.offsetParent === null || !el.innerText || el.children.length > 1) continue;
+    if (el.scrollWidth > el.clientWidth + 1) out.push(el.innerText.slice(0, 60));
+  }
+  for (const input of document.querySelectorAll('[data-testid="stSelectbox"] input')) {
+    if (input.value && input.scrollWidth > input.clientWidth + 1) out.push(input.value);
+  }
+  return out; }"""
 PRESENTATION = {
     "oracle": ("Oracle upper bound", "run=synth&threshold=0.5251"),
     "selection": ("Threshold selection", "run=synth&threshold=0.5251"),
@@ -297,14 +360,41 @@ PRESENTATION = {
     ),
     "policies": ("Exit policies", "run=synth&threshold=0.5251"),
     "runs": ("Runs", "run=synth"),
+    "explorer": ("Threshold explorer", "run=synth&threshold=0.5251"),
 }
 
 
+def _layout_problems(page, name: str, width: int, height: int) -> dict:
+    """What is cut, scrolls sideways or leaves the page on this page at this size."""
+    problems = {}
+    boxes = page.evaluate(BOXES)
+    left, top, right, bottom = boxes["slider"]
+    if not (top >= 0 and bottom <= height and right <= width):
+        problems["slider"] = boxes["slider"]
+    for table in boxes["tables"]:
+        if table[2] > boxes["main"][2] + 1:
+            problems["table"] = (table, boxes["main"])
+    sideways = [w for w in boxes["scroll"] if w[0] > w[1] + 1]
+    if sideways:
+        problems["table scrolls sideways"] = sideways
+    for what, script in (("cut text", CUT_TEXT), ("legend", CUT_LEGENDS),
+                         ("control", CUT_CONTROLS)):  # fmt: skip
+        found = page.evaluate(script)
+        if found:
+            problems[what] = found
+    if name in ("oracle", "selection", "samples"):
+        assert boxes["metrics"] >= 4, name  # the checks above saw the metrics
+    return problems
+
+
 @pytest.mark.browser
-def test_presentation_layout_at_1024x768(browser_server, chromium, tmp_path):
-    """At a projector's 1024x768: the threshold slider above the sidebar's fold, no text of
-    the sidebar or of these pages cut short, and every table inside the page."""
-    page = chromium.new_page(viewport={"width": 1024, "height": 768})
+@pytest.mark.parametrize("size", [(1024, 768), (1280, 800)], ids=["1024x768", "1280x800"])
+def test_presentation_layout(browser_server, chromium, tmp_path, size):
+    """At a projector's 1024x768 and a laptop's 1280x800: the threshold slider above the
+    sidebar's fold, no text, legend, select box or button of the sidebar or of these pages
+    cut short, and every table inside the page without scrolling sideways."""
+    width, height = size
+    page = chromium.new_page(viewport={"width": width, "height": height})
     problems = {}
     for name, (title, query) in PRESENTATION.items():
         page.goto(f"{browser_server['url']}/{name}?{query}")
@@ -317,24 +407,20 @@ def test_presentation_layout_at_1024x768(browser_server, chromium, tmp_path):
                 state="attached", timeout=90_000
             )
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(tmp_path / f"{name}_1024.png"), full_page=True)
-        boxes = page.evaluate(BOXES)
-        left, top, right, bottom = boxes["slider"]
-        if not (top >= 0 and bottom <= 768 and right <= 1024):
-            problems[f"{name}: slider"] = boxes["slider"]
-        for table in boxes["tables"]:
-            if table[2] > boxes["main"][2] + 1:
-                problems[f"{name}: table"] = (table, boxes["main"])
-        if name != "runs":  # (the runs list is wider; see the report)
-            sideways = [w for w in boxes["scroll"] if w[0] > w[1] + 1]
-            if sideways:
-                problems[f"{name}: table scrolls sideways"] = sideways
-        cut = page.evaluate(CUT_TEXT)
-        if cut:
-            problems[f"{name}: cut text"] = cut
-        if name in ("oracle", "selection", "samples"):
-            assert boxes["metrics"] >= 4, name  # the checks above saw the metrics
+        page.screenshot(path=str(tmp_path / f"{name}_{width}.png"), full_page=True)
+        for what, found in _layout_problems(page, name, width, height).items():
+            problems[f"{name}: {what}"] = found
     assert not problems, problems
+    page.close()
+
+
+@pytest.mark.browser
+def test_an_unknown_page_in_the_link_is_named(browser_server, chromium):
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{browser_server['url']}/oracel?run=synth")
+    page.get_by_text("There is no page oracel (closest: oracle); showing the home page").wait_for(
+        timeout=60_000
+    )
     page.close()
 
 

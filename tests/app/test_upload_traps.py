@@ -1,4 +1,4 @@
-"""The import traps (issue 22) in the app's upload: batch-first and accumulated outputs are
+"""The import traps in the app's upload: batch-first and accumulated outputs are
 refused as on the command line, the messages name the form's choices (never a CLI flag or a
 server path), and the choices import the file correctly.
 """
@@ -11,11 +11,11 @@ import shutil
 import numpy as np
 import pytest
 
+from dynconf.app import uploads
 from dynconf.core.store import default_work_root
 from dynconf.errors import DynconfError
 from tests.app.helpers import app
 from tests.helpers import synthetic_split
-from ui import uploads
 
 
 @pytest.fixture
@@ -122,3 +122,25 @@ def test_the_import_form_offers_layout_and_step_choices(work):
     errors, done = _submit(at, "sums.npz", sums, "form_sums",
                            imp_steps="accumulated (running sums S_t)")  # fmt: skip
     assert not errors and done, errors
+
+
+def test_an_empty_upload_is_called_empty(work):
+    for name in ("outputs.npz", "outputs.npy"):
+        with pytest.raises(DynconfError) as info:
+            uploads.import_upload("mine", name, b"")
+        assert str(info.value) == f"{name}: the file is empty"
+    with pytest.raises(DynconfError, match="labels.npy: the file is empty"):
+        uploads.import_upload("mine", "outputs.npy", b"x", labels=("labels.npy", b""))
+    assert not (work / "mine").exists()
+
+
+def test_new_run_name_example_follows_the_chosen_checkpoint(work, monkeypatch):
+    monkeypatch.setattr(
+        uploads,
+        "checkpoint_candidates",
+        lambda: {"/nonexistent/cifar.pt": "cifar10", "/nonexistent/digits.pt": "digits"},
+    )
+    at = app("runs")
+    assert at.text_input(key="sim_name").placeholder == "cifar10_T32"
+    at.selectbox(key="sim_pick").set_value("/nonexistent/digits.pt").run()
+    assert at.text_input(key="sim_name").placeholder == "digits_T32"

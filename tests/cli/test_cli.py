@@ -14,6 +14,7 @@ import pytest
 from dynconf import cli
 from dynconf.core import metrics
 from dynconf.core.decoders import decode
+from dynconf.core.policies import POLICIES
 from dynconf.core.store import load_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +110,8 @@ def test_oracle_sweep_select(capsys, synthetic_run):
         (["evaluate", "RUN", "--threshold", "0.5", "--split", "train"], "no split 'train'"),
         (["evaluate", "RUN", "--threshold", "nan"], "NaN"),
         (["evaluate", "RUN", "--threshold", "0.5", "--kappa", "-1"], "kappa"),
-        (["evaluate", "RUN"], "--threshold"),
+        (["evaluate", "RUN", "--policy", "conformal", "--threshold", "0.5"], "no threshold C"),
+        (["evaluate", "RUN", "--policy", "patience", "--param", "k=x"], "integer >= 1"),
         (["evaluate", "RUN", "--threshold", "x"], "invalid float"),
         (["evaluate", "RUN", "--threshold", "0.5", "--decoder", "vibes"], "invalid choice"),
         (["sweep", "RUN", "--thresholds", "a,b"], "not a count"),
@@ -243,3 +245,55 @@ def test_select_reports_synaptic_operations_where_the_run_has_them(capsys):
         ref = metrics.evaluate(decode(split), sel["threshold"], synops=split.synops)
         assert sel[name]["synops_saving"] == ref.synops_saving is not None
         assert sel[name]["synops_per_sample_at_exit"] == ref.synops_per_sample_at_exit
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_evaluate_fits_every_registered_policy_on_calibration(capsys, synthetic_run, name):
+    """`evaluate --policy NAME` without its parameters fits on the calibration split, says
+    what it fitted, and reports what the library's fit reports."""
+    from dynconf.core.decoders import decode_split
+    from dynconf.core.policies import attach_outputs
+
+    cls = POLICIES[name]
+    run_dir = str(synthetic_run.path)
+    out = run_json(capsys, "evaluate", run_dir, "--split", "test", "--policy", name)
+    assert out["policy"] == name and out["fitted_on"] == "calibration"
+
+    def split(which):
+        dec = decode_split(synthetic_run, which, cls.decoder or "paper")
+        return attach_outputs(dec, synthetic_run.split(which).outputs)
+
+    want = cls().fit(split("calibration")).evaluate(split("test"))
+    assert out["exit_steps"] == want.exit_steps.tolist() and out["params"] == want.params
+    assert out["spikes_per_neuron_at_exit"] == want.spikes_per_neuron_at_exit is not None
+    code, text, _ = run_cli(capsys, "evaluate", run_dir, "--policy", name, "--fit-split",
+                            "calibration", "--tolerance", "0.01")  # fmt: skip
+    assert code == 0 and text.startswith("fitted on 'calibration' (tolerance 0.01): ")
+
+
+def test_evaluate_with_every_parameter_given_does_not_fit(capsys, synthetic_run):
+    out = run_json(capsys, "evaluate", str(synthetic_run.path), "--policy", "patience",
+                   "--threshold", "0.5", "--param", "k=2", "--fit-split", "nope")  # fmt: skip
+    assert out["fitted_on"] is None and out["params"] == {"threshold": 0.5, "k": 2}
+    out = run_json(capsys, "evaluate", str(synthetic_run.path), "--policy", "topk_gap",
+                   "--param", "epsilon=0.05", "--param", "mode=exact")  # fmt: skip
+    assert out["params"]["mode"] == "exact" and out["params"]["epsilon"] == 0.05
+
+
+def test_policies_reports_costs_on_both_splits_of_the_cifar_run(capsys, tmp_path, monkeypatch):
+    path = REPO / "cached_runs" / "cifar10_resnet20"
+    if not path.exists():
+        pytest.skip("shipped CIFAR-10 run not present")
+    monkeypatch.setenv("DYNCONF_CACHE_DIR", str(tmp_path / "cache"))
+    out = run_json(capsys, "policies", str(path), "--policy", "threshold", "--policy", "patience")
+    for p in out["policies"]:
+        for split in ("calibration", "test"):
+            for key in ("synops_per_sample_at_exit", "synops_saving", "spikes_per_image_at_exit",
+                        "spikes_per_neuron_at_exit", "spike_saving"):  # fmt: skip
+                assert p[split][key] is not None, (p["name"], split, key)
+    threshold = out["policies"][0]
+    assert threshold["params"]["threshold"] == pytest.approx(0.524264, abs=5e-7)
+    assert threshold["calibration"]["mean_latency"] == pytest.approx(21.456)
+    assert threshold["calibration"]["n_correct"] == 4449
+    again = run_json(capsys, "policies", str(path), "--policy", "threshold", "--policy", "patience")
+    assert again["policies"] == out["policies"]  # read back from the cache

@@ -93,7 +93,7 @@ def test_run_command_from_its_own_parser(dashboard_runs, tmp_path, synth):
     result = export_command.run_command(args)
     assert set(result) == {
         "out", "files", "charts", "preset", "run", "split", "decoder", "kappa", "threshold",
-        "calibration", "tolerance", "metrics",
+        "calibration", "tolerance", "metrics", "kappa_label",
     }  # fmt: skip
     assert result["out"] == str(out) and result["split"] == "test"
     assert result["decoder"] == "margin" and result["tolerance"] == 0.01
@@ -127,3 +127,45 @@ def test_export_preset_sets_the_page_size(dashboard_runs, tmp_path):
     assert "exit step" in text and "Exit steps" not in text  # axis title yes, chart title no
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["context"]["preset"] == "paper-1col"
+
+
+def test_export_prints_numbers_as_the_app_shows_them(dashboard_runs, tmp_path):
+    """C to four digits and kappa named, not "kappa: None" and "0.5250501002004008"."""
+    proc = run_cli("export", str(dashboard_runs / "synth"), "--out", str(tmp_path / "o"),
+                   "--formats", "svg")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "kappa = T_max = 16" in text or "kappa = T_max = " in text
+    assert "None" not in text
+    c_line = next(line for line in text.splitlines() if line.startswith("C = "))
+    value = c_line.split()[2]
+    assert len(value.split(".")[1]) == 4, c_line  # rounded as on screen
+    assert "accuracy " in text and " %" in text
+
+
+def test_export_holds_samples_compare_and_classroom(dashboard_runs, tmp_path, synth):
+    out = tmp_path / "all"
+    sid = int(synth.split("test").ids[0])
+    proc = run_cli(
+        "export", str(dashboard_runs / "synth"), "--out", str(out), "--formats", "svg",
+        "--samples", str(sid), "--steps", f"1,{synth.T_max}",
+        "--compare", str(dashboard_runs / "synth_topk"), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    charts = set(json.loads(proc.stdout)["charts"])
+    assert {f"sample_{sid}_confidence", f"sample_{sid}_probabilities", f"sample_{sid}_picker",
+            "compare", "class_accuracy", "class_latency", "confusion_at_exit",
+            "selection_band", "policy_fronts"} <= charts  # fmt: skip
+    for t in (1, synth.T_max):
+        assert {f"classroom_t{t}_grid", f"classroom_t{t}_confidence",
+                f"classroom_t{t}_histogram"} <= charts  # fmt: skip
+    assert any(k.startswith("policy_") and k.endswith("_exit_histogram") for k in charts)
+    by_t = pd.read_csv(out / "accuracy_by_T.csv")
+    assert len(by_t[by_t.series == "snn"]) == synth.T_max  # every T, as the app draws it
+    compare = pd.read_csv(out / "compare.csv")
+    assert compare.series.str.contains("synth_topk").any()
+    for bad in (["--steps", "0"], ["--steps", str(synth.T_max + 1)], ["--samples", "x"],
+                ["--samples", "999999"]):  # fmt: skip
+        proc = run_cli("export", str(dashboard_runs / "synth"), "--out", str(out), *bad)
+        assert proc.returncode == 2, (bad, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

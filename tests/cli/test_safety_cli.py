@@ -1,6 +1,6 @@
-"""CLI safety (issue 17): no hang, no kill by the kernel, one line and exit 2 for bad input.
+"""CLI safety: no hang, no kill by the kernel, one line and exit 2 for bad input.
 
-Each test reproduces what a red-team pass saw (a FIFO hanging a command, a sweep allocating
+Each test reproduces what hostile use does (a FIFO hanging a command, a sweep allocating
 until killed, `internal error` for a bf16 tensor or an infinite threshold, a traceback for a
 full or unwritable destination or a 300-character name) and checks the one-line error.
 """
@@ -121,7 +121,7 @@ def test_non_finite_thresholds_are_refused(capsys, run_dir, value):
     for argv in ([f"--kappa={value}"], [f"--acc-slack={value}"]):
         code, _, err = run_main(capsys, "sweep", str(run_dir), *argv)
         assert code == 2 and "NaN and infinity" in err
-    # A threshold is a confidence in [0, 1]: 5 is refused too (issue 19), 1 never exits early.
+    # A threshold is a confidence in [0, 1]: 5 is refused too, 1 never exits early.
     code, out, err = run_main(capsys, "evaluate", str(run_dir), "--threshold", "5", "--json")
     assert code == 2 and out == "" and "outside [0, 1]" in err
     code, out, _ = run_main(capsys, "evaluate", str(run_dir), "--threshold", "1", "--json")
@@ -254,3 +254,85 @@ def test_outputs_whose_sums_overflow_fail_every_command(tmp_path, run_dir):
     for argv in (["info"], ["evaluate", "--threshold", "0.5"], ["sweep"], ["oracle"]):
         proc = dynconf(argv[0], str(run_dir), *argv[1:])
         one_line_error(proc, "accumulated outputs S_t are not finite")
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_a_full_disk_names_the_target_never_a_temporary_file(tmp_path, capsys, monkeypatch):
+    from dynconf.core import npywriter
+
+    npz = tmp_path / "o.npz"
+    np.savez(npz, **synthetic_split(40, 4, 3, seed=3, neurons=10, dtype=np.float32))
+    real = os.pwritev
+
+    def full(fd, buffers, offset):  # the disk fills while the stored arrays are streamed
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(npywriter.os, "pwritev", full)
+    code, out, err = run_main(capsys, "import", str(npz), "--out", str(tmp_path / "r"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"cannot write {tmp_path / 'r' / 'test.outputs.npy'}: No space left" in err, err
+    assert ".dynconf-tmp" not in err
+    monkeypatch.setattr(npywriter.os, "pwritev", real)
+
+    def full_array(fh, arr, **kwargs):  # the disk fills while a run's array is written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np.lib.format, "write_array", full_array)
+    from dynconf.core.atomic import DestinationError
+
+    wanted = r"cannot write .*/s/test\.\w+\.npy: No space"
+    with pytest.raises(DestinationError, match=wanted) as err:
+        save_run(tmp_path / "s", {"test": synthetic_split(20, 4, 3, seed=1, neurons=10)})
+    assert ".dynconf-tmp" not in str(err.value)
+    assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".dynconf-tmp-*"))
+
+
+def test_a_pickled_checkpoint_is_refused_in_dynconfs_words(tmp_path):
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"model": Payload(), "config": {}}, tmp_path / "hostile.pt")
+    proc = dynconf("simulate", "--checkpoint", str(tmp_path / "hostile.pt"), "--dataset",
+                   "digits", "--T", "4", "--out", str(tmp_path / "r"))  # fmt: skip
+    one_line_error(proc, "hostile.pt", "holds Python objects that dynconf will not unpickle")
+    assert "weights_only" not in proc.stderr and "this must never run" not in proc.stdout
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_fifo_as_checkpoint_or_weights_is_not_a_regular_file(tmp_path):
+    from dynconf.cli.record import load_weights
+    from dynconf.errors import DataError
+
+    fifo = tmp_path / "fifo.pt"
+    os.mkfifo(fifo)
+    proc = dynconf("simulate", "--checkpoint", str(fifo), "--dataset", "digits", "--T", "4",
+                   "--out", str(tmp_path / "r"), timeout=30)  # fmt: skip
+    one_line_error(proc, "fifo.pt", "not a regular file")
+    import torch
+
+    with pytest.raises(DataError, match=r"^--weights .*fifo\.pt: is not a regular file"):
+        load_weights(torch.nn.Linear(2, 2), str(fifo))
+    with pytest.raises(DataError, match="no such file"):
+        load_weights(torch.nn.Linear(2, 2), str(tmp_path / "missing.pt"))
+
+
+def test_json_nested_100k_deep_is_one_line_never_a_recursion_error(tmp_path, run_dir):
+    from dynconf.core.safeopen import read_json_file
+    from dynconf.errors import RunFormatError
+
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(RunFormatError, match=r"deep\.json: not valid JSON here \(nested more"):
+        read_json_file(deep)
+    nested = json.loads('{"x": ' + "[" * 40 + "]" * 40 + "}")
+    deep.write_text(json.dumps(nested))
+    assert read_json_file(deep) == nested  # ordinary nesting still parses
+    meta = json.loads((run_dir / "meta.json").read_text())
+    text = json.dumps(meta)[:-1] + ', "notes_deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (run_dir / "meta.json").write_text(text)
+    one_line_error(dynconf("info", str(run_dir)), "meta.json", "not valid JSON")

@@ -1,4 +1,4 @@
-"""The streaming import (issue 22, ImageNet size on one machine): `import` reads the outputs a
+"""The streaming import (ImageNet size on one machine): `import` reads the outputs a
 block of samples at a time and writes the stored arrays piece by piece, so its memory is a
 block's, not T x N x K.
 
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dynconf.core import importing, metrics, npyio, topk
+from dynconf.core import array_checks as format_module
+from dynconf.core import import_stream, importing, metrics, npyio, npz, topk
 from dynconf.core.atomic import TMP_PREFIX
 from dynconf.core.decoders import decode
 from dynconf.core.format import prepare_split
@@ -42,7 +43,7 @@ def small_blocks(monkeypatch):
     """Blocks of 7 samples (so a split is many blocks, the last one short), and every .npz
     outputs member streamed, however small."""
     monkeypatch.setattr(topk, "CHUNK_ELEMENTS", 7 * T * K)
-    monkeypatch.setattr(npyio, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(npz, "STREAM_MIN_BYTES", 0)
     return 7
 
 
@@ -163,6 +164,45 @@ def test_optional_arrays_are_stored_as_prepare_split_stores_them(tmp_path, split
     assert run.split("test").spikes.dtype == np.float64
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_large_side_arrays_are_streamed_and_stored_as_in_memory(
+    tmp_path, split, small_blocks, monkeypatch, compressed
+):
+    split = {**split, "spikes": split["spikes"].astype(np.int32), "ids": split["ids"][::-1],
+             "synops": (split["spikes"] * 7).astype(np.int64)}  # fmt: skip
+    (np.savez_compressed if compressed else np.savez)(tmp_path / "o.npz", **split)
+    streamed, member = [], npz._member_array
+
+    def spy(fh, zf, info, where, spill_dir):
+        array = member(fh, zf, info, where, spill_dir)
+        streamed.append(info.filename)
+        return array
+
+    monkeypatch.setattr(npz, "_member_array", spy)
+    monkeypatch.setattr(format_module, "CHUNK_ELEMENTS", 37)  # many pieces, the last short
+    monkeypatch.setattr(import_stream, "CHUNK_ELEMENTS", 37)
+    run = import_outputs(tmp_path / "o.npz", tmp_path / "run")
+    assert sorted(streamed) == ["ids.npy", "outputs.npy", "spikes.npy", "synops.npy"]
+    expected = prepare_split("test", split, {**run.meta, "storage": "full"}, "split 'test'")
+    _assert_same(_stored(run) | {"synops": np.asarray(run.split("test").synops)}, expected)
+
+
+@pytest.mark.parametrize(
+    "role, value, message",
+    [("spikes", np.nan, "spikes contain NaN or infinite values"),
+     ("synops", -1.0, "synops must be >= 0 \\(they are counts\\)")],
+)  # fmt: skip
+def test_a_bad_value_in_a_streamed_side_array_is_refused_and_leaves_nothing(
+    tmp_path, split, small_blocks, role, value, message
+):
+    split = {**split, role: split["spikes"].astype(np.float64)}
+    split[role][-1, -1] = value  # in the last piece
+    np.savez(tmp_path / "o.npz", **split)
+    with pytest.raises(RunFormatError, match=f"split 'test': {role}: {message}"):
+        import_outputs(tmp_path / "o.npz", tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "o.npz"]
+
+
 # ------------------------------------------------------------------- never read whole
 
 
@@ -175,7 +215,8 @@ def test_the_outputs_file_is_read_in_pieces_and_never_mapped(tmp_path, split, mo
     read, memmap, inode = npyio.ArrayFile.read, np.memmap, source.stat().st_ino
 
     def counting(self, start, count, out=None):
-        pieces.append(count)
+        if self.where == str(source):  # (the labels file is read whole, it is small)
+            pieces.append(count)
         return read(self, start, count, out)
 
     def no_map(f, *args, **kwargs):  # the run written at the end is mapped, as always
@@ -194,20 +235,21 @@ def test_compressed_outputs_are_inflated_into_an_anonymous_file(tmp_path, split,
     dest.mkdir()
     np.savez_compressed(tmp_path / "o.npz", **split)
     seen = []
-    member = npyio._member_array
+    member = npz._member_array
 
     def spy(*args):
         array = member(*args)
         seen.append(array)
         return array
 
-    npyio._member_array = spy
+    npz._member_array = spy
     try:
         import_outputs(tmp_path / "o.npz", dest / "run")
     finally:
-        npyio._member_array = member
-    (array,) = seen
-    assert array.offset == 0 and array.file.closed  # the inflated copy, closed after use
+        npz._member_array = member
+    assert sorted(a.where.rsplit("[", 1)[1] for a in seen) == ["ids]", "outputs]", "spikes]"]
+    for array in seen:  # the inflated copies, closed after use
+        assert array.offset == 0 and array.file.closed
     assert sorted(p.name for p in dest.iterdir()) == [".run.lock", "run"]
 
 

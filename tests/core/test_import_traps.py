@@ -1,4 +1,4 @@
-"""Imports that cannot mislead (issue 22): batch-first outputs, accumulated outputs, other
+"""Imports that cannot mislead: batch-first outputs, accumulated outputs, other
 file layouts, and messages that say what to do.
 
 Each trap is first reproduced as it was (the file imports without a word and the numbers are
@@ -122,7 +122,7 @@ def test_other_per_step_shapes_are_not_called_accumulated():
 
 
 def test_accumulated_digits_outputs_are_refused_unless_said(tmp_path, capsys):
-    """The issue's case: the digits test split's running sums imported as per-step outputs
+    """The case: the digits test split's running sums imported as per-step outputs
     gave 97.00 % at 6.12 steps instead of 97.20 % at 10.56, without a word."""
     digits = ROOT / "cached_runs" / "digits"
     per_step = np.load(digits / "test.outputs.npy")

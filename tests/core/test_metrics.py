@@ -1,6 +1,6 @@
 """metrics.py against a plain per-sample Python reference, plus invariants (hypothesis).
 
-The reference functions below are written from method.md alone, one sample and one step at
+The reference functions below are written from docs/METHOD.md alone, one sample and one step at
 a time, and share no code with dynconf.core.metrics.
 """
 
@@ -199,9 +199,14 @@ def test_spikes_at_exit(synthetic_run):
     assert res.spikes_per_neuron_at_exit == pytest.approx(np.mean(at_exit) / neurons, rel=1e-12)
     assert res.spikes_per_neuron_full == pytest.approx(np.mean(full) / neurons, rel=1e-12)
     assert res.spike_saving == pytest.approx(1 - np.mean(at_exit) / np.mean(full), rel=1e-12)
-    without = metrics.evaluate(dec, 0.4)
+    # The decoded split carries its spikes: they need not be passed again.
+    assert dec.spikes is sp.spikes
+    assert metrics.evaluate(dec, 0.4).spike_saving == res.spike_saving
+    bare = decode(sp)
+    bare.spikes = None
+    without = metrics.evaluate(bare, 0.4)
     assert without.spikes_per_neuron_at_exit is None and without.spike_saving is None
-    no_neurons = metrics.evaluate(dec, 0.4, spikes=sp.spikes)
+    no_neurons = metrics.evaluate(bare, 0.4, spikes=sp.spikes)
     assert no_neurons.spikes_per_neuron_at_exit is None
     assert no_neurons.spikes_per_image_at_exit == pytest.approx(np.mean(at_exit), rel=1e-12)
 

@@ -1,6 +1,6 @@
-"""Exit policies against plain per-sample loops written from their definitions, the generic
-fit against the threshold rule's fast one, and the online (per-step) form against the
-cached-run form of every policy."""
+"""Exit policies against plain per-sample loops written from their definitions, the exact
+threshold and patience fits against a brute force over every candidate, and the online
+(per-step) form against the cached-run form."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from dynconf.core import metrics
-from dynconf.core.decoders import DECODERS, decode, decode_outputs
-from dynconf.core.policies import POLICIES, ExitPolicy, Patience, Threshold, get_policy
+from dynconf.core.decoders import DECODERS, Decoded, decode, decode_outputs
+from dynconf.core.policies import POLICIES, Patience, Threshold, get_policy
 from dynconf.core.policies.base import accuracy_needed
+from dynconf.core.policies.patience import PATIENCE_GRID
+from dynconf.core.policies.threshold import choose_threshold
 from dynconf.errors import DynconfError
 from tests.helpers import synthetic_split
 
@@ -66,9 +68,10 @@ def test_patience_one_is_the_threshold_rule_and_waiting_longer_never_exits_earli
 
 
 def test_patience_rejects_bad_k():
-    for k in (0, -1, 1.5, True):
+    dec, _ = decoded(seed=1, n=20)
+    for k in (0, -1, 1.5, True, "x"):
         with pytest.raises(DynconfError, match="integer >= 1"):
-            Patience(0.5, k)
+            Patience(0.5, k).exit_steps(dec)
 
 
 def test_threshold_policy_is_the_metrics_rule():
@@ -80,31 +83,69 @@ def test_threshold_policy_is_the_metrics_rule():
         assert json.dumps(a.to_dict(per_sample=False), allow_nan=False)
 
 
-@pytest.mark.parametrize("tolerance", [0.0, 0.01, 0.05])
-def test_generic_fit_equals_the_fast_threshold_fit(tolerance):
-    """ExitPolicy.fit loops over candidates; Threshold.fit uses one exact sweep: same choice."""
-    cal, _ = decoded(seed=5, n=400)
-    fast = Threshold.fit(cal, tolerance)
-    slow = ExitPolicy.fit.__func__(Threshold, cal, tolerance)
-    assert fast.threshold == slow.threshold
-    assert metrics.select_threshold(cal, cal, tolerance=tolerance).threshold == fast.threshold
-    need = accuracy_needed(cal, tolerance)
-    assert fast.evaluate(cal).n_correct >= need
+def random_split(seed: int, n: int, T: int):
+    """A small split with a random confidence and correctness (ties included), so the fits
+    meet every case: records of every length, answers that flip, equal confidences."""
+    rng = np.random.default_rng(seed)
+    conf = np.round(rng.random((T, n)), 2)  # rounding makes ties
+    pred = rng.integers(0, 3, (T, n)).astype(np.int32)
+    pred[T // 2 :] = np.where(rng.random((T - T // 2, n)) < 0.7, pred[-1], pred[T // 2 :])
+    labels = rng.integers(0, 3, n).astype(np.int64)
+    return Decoded("paper", float(T), conf, pred, pred == labels[None, :], labels)
 
 
-def test_patience_fit_meets_the_calibration_target_and_reports_on_test():
-    cal, _ = decoded(seed=6, n=400)
-    test, _ = decoded(seed=7, n=400)
-    fitted = Patience.fit(cal, 0.0)
-    assert isinstance(fitted, Patience) and fitted.k >= 1
-    assert fitted.evaluate(cal).n_correct >= accuracy_needed(cal, 0.0)
-    # No candidate that meets the target is faster on calibration.
-    best = fitted.evaluate(cal).mean_latency
-    for candidate in Patience.candidates(cal)[::37]:
-        res = candidate.evaluate(cal)
-        if res.n_correct >= accuracy_needed(cal, 0.0):
-            assert res.mean_latency >= best
-    assert 1 <= fitted.evaluate(test).mean_latency <= test.T
+def brute_best(dec, need, exits):
+    """(latency sum, correct) of the fastest candidate meeting ``need`` (ties: more correct),
+    over every distinct confidence value and 0, 1, exit steps from ``exits(C)``."""
+    best = None
+    for C in sorted(set(dec.confidence.ravel().tolist()) | {0.0, 1.0}):
+        steps = exits(C)
+        n_correct = ref_correct(dec, steps)
+        if n_correct >= need:
+            key = (int(sum(steps)), -n_correct)
+            best = key if best is None or key < best else best
+    return best[0], -best[1]
+
+
+def ref_threshold(dec, C):
+    conf = dec.confidence.tolist()
+    return [next((t + 1 for t in range(dec.T) if conf[t][i] > C), dec.T) for i in range(dec.N)]
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.05, 0.2])
+@pytest.mark.parametrize("seed", range(4))
+def test_threshold_fit_is_optimal_over_every_candidate(seed, tolerance):
+    dec = random_split(seed, n=50, T=8)
+    need = accuracy_needed(dec, tolerance)
+    fitted = Threshold().fit(dec, tolerance)
+    res = fitted.evaluate(dec)
+    assert (int(res.exit_steps.sum()), res.n_correct) == brute_best(
+        dec, need, lambda C: ref_threshold(dec, C)
+    )
+    assert metrics.select_threshold(dec, dec, tolerance=tolerance).threshold == fitted.threshold_
+    # A display grid can only do as well or worse.
+    grid = metrics.default_thresholds(dec, 20)
+    coarse = choose_threshold(dec, tolerance, grid)
+    assert coarse.sweep.mean_latency[coarse.index] >= res.mean_latency
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.1])
+@pytest.mark.parametrize("seed", range(3))
+def test_patience_fit_is_optimal_over_every_k_and_candidate(seed, tolerance):
+    dec = random_split(10 + seed, n=40, T=7)
+    need = accuracy_needed(dec, tolerance)
+    res = Patience().fit(dec, tolerance).evaluate(dec)
+    best = min(
+        brute_best(dec, need, lambda C, k=k: ref_patience(dec, C, k))
+        for k in PATIENCE_GRID
+        if k <= dec.T
+    )
+    assert (int(res.exit_steps.sum()), res.n_correct) == (best[0], best[1])
+    for k in (1, 3):  # a given k: the best C for that k
+        fixed = Patience(k=k).fit(dec, tolerance)
+        want = brute_best(dec, need, lambda C, k=k: ref_patience(dec, C, k))
+        got = fixed.evaluate(dec)
+        assert fixed.k_ == k and (int(got.exit_steps.sum()), got.n_correct) == want
 
 
 def test_registry():
@@ -188,7 +229,7 @@ def test_compare_policies_fits_each_the_same_way():
     assert [f.name for f in out.fits] == [n for n in POLICIES if n not in out.skipped]
     assert set(out.skipped) == {"topk_gap", "conformal"}
     for fit in out.fits:
-        policy = POLICIES[fit.name].fit(cal, 0.01)
+        policy = POLICIES[fit.name]().fit(cal, 0.01)
         assert fit.params == policy.params
         assert fit.test.to_dict() == policy.evaluate(test, arrays["spikes"], 100).to_dict()
         assert fit.calibration.n_correct >= accuracy_needed(cal, 0.01)

@@ -90,7 +90,8 @@ def test_topk_gap_is_snncutoffs_rule_on_the_raw_gap(epsilon):
     test, test_arrays = split(seed=2, n=200, T=12, decoder="gap")
     safe_from = [stays_correct_step(cal.correct[:, i].tolist()) for i in range(cal.N)]
     betas = ref_betas(raw_gaps(cal_arrays["outputs"].astype(np.float64)), safe_from, epsilon)
-    policy = TopkGap(fit_betas(cal, epsilon), cal.kappa, epsilon)
+    policy = TopkGap(epsilon, mode="exact").fit(cal)
+    assert policy.thresholds_ == fit_betas(cal, epsilon)
     np.testing.assert_allclose(policy.betas, betas, rtol=1e-9)
     for dec, arrays in ((cal, cal_arrays), (test, test_arrays)):
         want = ref_first_above(raw_gaps(arrays["outputs"].astype(np.float64)), betas)
@@ -100,9 +101,9 @@ def test_topk_gap_is_snncutoffs_rule_on_the_raw_gap(epsilon):
 
 def test_topk_gap_at_epsilon_zero_keeps_the_baseline_and_needs_the_gap_decoder():
     cal, _ = split(seed=3, decoder="gap")
-    res = TopkGap(fit_betas(cal, 0.0), cal.kappa, 0.0).evaluate(cal)
+    res = TopkGap(0.0, mode="exact").fit(cal).evaluate(cal)
     assert res.n_correct == int(cal.correct[-1].sum())
-    fitted = TopkGap.fit(cal)
+    fitted = TopkGap().fit(cal)
     assert fitted.evaluate(cal).n_correct >= accuracy_needed(cal, 0.0)
     paper, _ = split(seed=3)
     with pytest.raises(DynconfError, match="decoder 'gap'"):
@@ -135,26 +136,28 @@ def test_schedule_fit_and_exits_match_a_plain_loop(weight):
     want = ref_schedule(cal.confidence.tolist(), cal.correct.astype(int).tolist(), weight)
     got = fit_schedule(cal, weight)
     np.testing.assert_allclose(got, want)
-    policy = Schedule(got, weight)
+    policy = Schedule(weight, monotone=False).fit(cal)
+    assert policy.thresholds_ == got
     test, _ = split(seed=5, n=200, T=10)
     for dec in (cal, test):
         np.testing.assert_array_equal(
             policy.exit_steps(dec), ref_first_above(dec.confidence.tolist(), got)
         )
     assert json.dumps(policy.params, allow_nan=False)
-    assert Schedule(policy.params["thresholds"], weight).thresholds == policy.thresholds
+    again = Schedule(thresholds=policy.params["thresholds"]).fit(cal)
+    assert again.thresholds_ == policy.thresholds_
 
 
 def test_schedule_fit_meets_the_target_and_a_constant_schedule_is_the_threshold_rule():
     cal, _ = split(seed=6, n=400)
-    fitted = Schedule.fit(cal, 0.0)
+    fitted = Schedule().fit(cal, 0.0)
     assert fitted.evaluate(cal).n_correct >= accuracy_needed(cal, 0.0)
     for C in (0.3, 0.8):
         np.testing.assert_array_equal(
-            Schedule((C,) * cal.T).exit_steps(cal), Threshold(C).exit_steps(cal)
+            Schedule(thresholds=(C,) * cal.T).exit_steps(cal), Threshold(C).exit_steps(cal)
         )
     with pytest.raises(DynconfError, match="thresholds"):
-        Schedule((0.5,) * 3).exit_steps(cal)
+        Schedule(thresholds=(0.5,) * 3).exit_steps(cal)
 
 
 # --------------------------------------------------------------------------- conformal
@@ -210,7 +213,7 @@ def test_conformal_matches_a_plain_loop(correction, alpha):
     cal, _ = split(seed=7, n=150, T=12)
     test, _ = split(seed=8, n=80, T=12)
     checkpoints = (2, 5, 8, 12)
-    policy = Conformal.calibrate(cal, alpha, correction, checkpoints, max_set_size=2)
+    policy = Conformal(alpha, correction, checkpoints, max_set_size=2).fit(cal)
     steps, sizes, covered = ref_conformal(cal, test, alpha, correction, checkpoints, 2)
     res = policy.evaluate(test)
     np.testing.assert_array_equal(res.exit_steps, steps)
@@ -224,8 +227,8 @@ def test_simes_sets_are_never_larger_than_bonferronis():
     cal, _ = split(seed=9, n=300)
     test, _ = split(seed=10, n=300)
     cps = default_checkpoints(cal.T, 4)
-    bon = Conformal.calibrate(cal, 0.1, "bonferroni", cps)
-    sim = Conformal.calibrate(cal, 0.1, "simes", cps)
+    bon = Conformal(0.1, "bonferroni", cps).fit(cal)
+    sim = Conformal(0.1, "simes", cps).fit(cal)
     assert (sim.exit_steps(test) <= bon.exit_steps(test)).mean() > 0.9
     assert sim.evaluate(test).extras["coverage"] <= bon.evaluate(test).extras["coverage"] + 0.02
 
@@ -254,7 +257,7 @@ def test_conformal_coverage_holds_over_random_resplits(correction):
     for _ in range(200):
         order = rng.permutation(pool.N)
         cal, test = subset(pool, order[:1000]), subset(pool, order[1000:])
-        res = Conformal.calibrate(cal, alpha, correction, (2, 4, 8, 16)).evaluate(test)
+        res = Conformal(alpha, correction, (2, 4, 8, 16)).fit(cal).evaluate(test)
         coverages.append(res.extras["coverage"])
         latencies.append(res.mean_latency)
     assert np.mean(coverages) >= 1 - alpha
@@ -265,7 +268,7 @@ def test_conformal_needs_full_outputs():
     arrays = synthetic_split(100, 8, 10, 1, neurons=10, dtype=np.float32)
     bare = decode_outputs(arrays["outputs"], arrays["labels"])
     with pytest.raises(DynconfError, match="full per-step outputs"):
-        Conformal.fit(bare)
+        Conformal().fit(bare)
 
 
 # --------------------------------------------------------------------------- learned
@@ -284,9 +287,9 @@ def ref_learned_scores(dec, model):
             run = 1 if t == 0 or changed else run + 1
             best = max(best, c)
             x = [c, c - prev, float(changed), run / T, (t + 1) / T, best, c * (t + 1) / T]
-            acc = model.bias + sum(
+            acc = model.bias_ + sum(
                 w * (v - m) / s
-                for v, w, m, s in zip(x, model.weights, model.means, model.scales, strict=True)
+                for v, w, m, s in zip(x, model.weights_, model.means_, model.scales_, strict=True)
             )
             out[t, i] = 1.0 / (1.0 + math.exp(-acc))
     return out
@@ -295,13 +298,13 @@ def ref_learned_scores(dec, model):
 def test_learned_scores_and_exits_match_a_plain_loop_and_are_cross_fitted():
     cal, _ = split(seed=12, n=300)
     test, _ = split(seed=13, n=200)
-    fitted = Learned.fit(cal, 0.0)
-    again = Learned.fit(split(seed=12, n=300)[0], 0.0)
+    fitted = Learned().fit(cal, 0.0)
+    again = Learned().fit(split(seed=12, n=300)[0], 0.0)
     assert fitted.params == again.params  # deterministic
     want = ref_learned_scores(test, fitted)
     np.testing.assert_allclose(fitted.scored(test).confidence, want, rtol=1e-12)
     np.testing.assert_array_equal(
-        fitted.exit_steps(test), ref_first_above(want.tolist(), [fitted.threshold] * test.T)
+        fitted.exit_steps(test), ref_first_above(want.tolist(), [fitted.threshold_] * test.T)
     )
     # On calibration the scores are out of fold, not the final model's in-sample ones.
     in_sample = ref_learned_scores(cal, fitted)
@@ -318,11 +321,11 @@ def fitted_lab_policies(seed=20):
     cal, _ = split(seed, n=300, T=12, kappa=5.0)
     gap_cal, _ = split(seed, n=300, T=12, decoder="gap", kappa=5.0)
     return {
-        "schedule": Schedule(fit_schedule(cal, 60.0), 60.0),
-        "topk_gap": TopkGap(fit_betas(gap_cal, 0.05), gap_cal.kappa, 0.05),
-        "conformal_bonferroni": Conformal.calibrate(cal, 0.1, "bonferroni", (3, 6, 9, 12)),
-        "conformal_simes": Conformal.calibrate(cal, 0.1, "simes", (3, 6, 9, 12)),
-        "learned": Learned.fit(cal, 0.01),
+        "schedule": Schedule(thresholds=fit_schedule(cal, 60.0)),
+        "topk_gap": TopkGap(0.05, mode="exact").fit(gap_cal),
+        "conformal_bonferroni": Conformal(0.1, "bonferroni", (3, 6, 9, 12)).fit(cal),
+        "conformal_simes": Conformal(0.1, "simes", (3, 6, 9, 12)).fit(cal),
+        "learned": Learned().fit(cal, 0.01),
     }
 
 
@@ -339,7 +342,7 @@ def test_lab_online_forms_exit_where_the_cached_run_says(decoder, name):
     dec = decode_outputs(outputs, arrays["labels"], use, 5.0 if DECODERS[use].uses_kappa else None)
     attach_outputs(dec, outputs)
     if name == "learned" and decoder != "paper":
-        policy = Learned(policy.threshold, *policy._model_fields())
+        policy = Learned(policy.threshold_).set_fitted(policy.fitted_state())
     order = np.random.default_rng(0).permutation(60)
     got = run_online(policy, outputs, decoder, dec.kappa, order)
     np.testing.assert_array_equal(got, policy.exit_steps(dec))
@@ -368,7 +371,7 @@ def test_compare_policies_with_decode_functions_runs_every_policy(tmp_path):
         dec_cal = cal_fn(cls.decoder or "paper", None)
         assert fit.decoder == (cls.decoder or "paper")
         assert fit.calibration.n_correct >= accuracy_needed(dec_cal, 0.0)
-        again = cls.fit(dec_cal, 0.0).evaluate(test_fn(fit.decoder, None))
+        again = cls().fit(dec_cal, 0.0).evaluate(test_fn(fit.decoder, None))
         assert fit.test.exit_steps.tolist() == again.exit_steps.tolist()
     conformal = next(f for f in out.fits if f.name == "conformal")
     assert 0 <= conformal.test.extras["coverage"] <= 1
@@ -401,7 +404,7 @@ def test_kappa_auto_keeps_the_fastest_threshold_meeting_the_target(tmp_path):
     fastest = min(s["mean_latency"] for s in out.kappa_search)
     chosen = next(s for s in out.kappa_search if s["kappa"] == out.kappa)
     assert chosen["mean_latency"] == fastest
-    fixed = Threshold.fit(cal_fn("paper", out.kappa)).evaluate(test_fn("paper", out.kappa))
+    fixed = Threshold().fit(cal_fn("paper", out.kappa)).evaluate(test_fn("paper", out.kappa))
     assert out.fits[0].test.mean_latency == fixed.mean_latency and out.fits[0].kappa == out.kappa
 
 

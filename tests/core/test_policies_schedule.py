@@ -66,14 +66,16 @@ def test_regularised_schedule_fit_and_exits_match_a_plain_loop(weight, blocks, m
     np.testing.assert_allclose(got, want)
     if monotone:
         assert all(a >= b for a, b in zip(got[:-1], got[1:], strict=True))
-    policy = Schedule(got, weight, blocks, monotone)
+    policy = Schedule(weight, blocks, monotone).fit(cal)
+    assert policy.thresholds_ == got
     test, _ = split(seed=8, n=150, T=12)
     for dec in (cal, test):
         np.testing.assert_array_equal(
             policy.exit_steps(dec), ref_first_above(dec.confidence.tolist(), got)
         )
     params = json.loads(json.dumps(policy.params, allow_nan=False))
-    assert Schedule(**params).thresholds == policy.thresholds
+    assert params["weight"] == weight and params["blocks"] == blocks
+    assert Schedule(thresholds=params["thresholds"]).fit(cal).thresholds_ == policy.thresholds_
 
 
 def test_blocks_are_log_spaced_and_shared():
@@ -92,11 +94,24 @@ def test_blocks_are_log_spaced_and_shared():
 def test_fitted_schedule_is_monotone_and_runs_online_where_cached():
     cal, _ = split(seed=10, n=400)
     test, arrays = split(seed=11, n=300)
-    fitted = Schedule.fit(cal, 0.0)
+    fitted = Schedule().fit(cal, 0.0)
     assert fitted.monotone and fitted.blocks is None
-    assert all(a >= b for a, b in zip(fitted.thresholds[:-1], fitted.thresholds[1:], strict=True))
+    th = fitted.thresholds_
+    assert all(a >= b for a, b in zip(th[:-1], th[1:], strict=True))
     outputs = arrays["outputs"].astype(np.float64)
     order = np.random.default_rng(0).permutation(test.N)
     online = run_online(fitted, outputs, "paper", test.kappa, order)
     np.testing.assert_array_equal(online, fitted.exit_steps(test))
     assert (fitted.exit_steps(test) < test.T).any()  # it does exit early
+
+
+@pytest.mark.parametrize("monotone", [False, True])
+def test_the_shared_sort_induction_equals_the_per_step_fit(monotone):
+    """SortedSteps sorts each step once for every lambda; fit_schedule sorts per step and
+    lambda: the same thresholds."""
+    from dynconf.core.policies.schedule import SortedSteps
+
+    cal, _ = split(seed=12, n=300, T=14)
+    shared = SortedSteps(cal)
+    for weight in (3.0, 40.0, 900.0):
+        assert shared.induction(cal, weight, monotone) == fit_schedule(cal, weight, None, monotone)

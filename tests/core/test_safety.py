@@ -1,6 +1,6 @@
-"""Safety of the store (issue 17): nothing lost, nothing hangs, every accepted meta is safe.
+"""Safety of the store: nothing lost, nothing hangs, every accepted meta is safe.
 
-Each test first reproduces a failure found by a red-team pass (a killed or starved
+Each test first reproduces a failure of hostile use (a killed or starved
 `--overwrite`, racing writers, leftovers, a FIFO, a truncated memory map, a zip bomb, metadata
 that passed validation but crashed pages, sums that overflow) and then checks the guarantee.
 Kill and race tests are bounded in tries and time and assert the invariant on every try.
@@ -284,7 +284,7 @@ def test_two_imports_adding_splits_to_one_run_keep_both(tmp_path, two_files):
 
 
 def test_a_slow_import_never_replaces_a_run_created_meanwhile(tmp_path, two_files):
-    """The red-team case: import A of a new run is slow; B creates the run meanwhile; A then
+    """The case: import A of a new run is slow; B creates the run meanwhile; A then
     moved B's run aside. Here the test plays B while holding the lock that A must wait on."""
     run_dir = tmp_path / "r"
     with run_lock(run_dir):

@@ -75,7 +75,7 @@ def test_the_checkpoint_record_keeps_its_keys_in_order():
     assert again == dataclasses.replace(config, train_levels=(4,))
 
 
-def test_lease_settings_are_recorded_only_when_used():
+def test_time_boxed_settings_are_recorded_only_when_used():
     data = load_digits()
     config = TrainConfig(
         "digits", "digits_cnn", "out", amp="bf16", compile=True, time_budget_s=300.0,
@@ -111,12 +111,12 @@ def test_train_flags_build_the_config():
     )  # fmt: skip
     config = train_cli.config_from_args(args)
     assert config == TrainConfig("digits", "digits_cnn", "o", lr=0.05, train_levels=(4, 8))
-    lease = parse(
+    timed = parse(
         train_cli, "--dataset", "digits", "--arch", "a", "--out", "o", "--amp", "bf16",
         "--compile", "--time-budget", "300", "--checkpoint-every", "10", "--half-weights",
         "--limit", "64",
     )  # fmt: skip
-    assert train_cli.config_from_args(lease) == TrainConfig(
+    assert train_cli.config_from_args(timed) == TrainConfig(
         "digits", "a", "o", amp="bf16", compile=True, time_budget_s=300.0,
         checkpoint_every=10, half_weights=True, limit=64,
     )  # fmt: skip

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "cached_runs" / "digits" / "model.pt"
 # what may differ between a 1-process and a 2-process run: timings and who did what
 VARYING = ("wall_time_s", "simulation_seconds", "recording_seconds", "date", "shards",
-           "world_size")  # fmt: skip
+           "world_size", "writers")  # fmt: skip
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,10 @@ def test_two_process_simulate_equals_one_process(tmp_path):
     shards = assert_same_run(tmp_path / "one" / "run", tmp_path / "two" / "run", 2)
     assert_shards_cover(shards, {"calibration": 150, "test": 150}, {0, 1})
     # 5 batches of 32: rank 0 takes 2, rank 1 the other 3
-    assert shards["test"] == [{"rank": 0, "samples": [0, 64]}, {"rank": 1, "samples": [64, 150]}]
+    assert shards["test"] == [
+        {"rank": 0, "writer": 0, "samples": [0, 64]},
+        {"rank": 1, "writer": 0, "samples": [64, 150]},
+    ]
     assert not (tmp_path / "two" / ".run.partial").exists()
     run = load_run(tmp_path / "two" / "run")
     assert run.split("test").synops.dtype == np.int64 and run.split("test").synops.min() > 0
@@ -179,3 +182,19 @@ def test_two_process_record_equals_one_process_and_survives_a_crash(tmp_path, us
     shards = assert_same_run(tmp_path / "one" / "run", crashed / "run", 1)
     assert {p["rank"] for parts in shards.values() for p in parts} == {0, 1}
     assert not (crashed / ".run.partial").exists()
+    assert_provenance_is_consistent(crashed / "run")
+
+
+def assert_provenance_is_consistent(run_dir: Path) -> None:
+    """After a 2-process job was killed and resumed in one process: the writers are the two
+    process groups, oldest first; every shard names a writer that had its rank; the run's
+    world_size is the merging writer's."""
+    created = json.loads((run_dir / "meta.json").read_text())["created"]
+    writers = created["writers"]
+    assert [w["world_size"] for w in writers] == [2, 1]
+    assert created["world_size"] == writers[-1]["world_size"] == 1
+    for parts in created["shards"].values():
+        for part in parts:
+            assert part["rank"] < writers[part["writer"]]["world_size"]
+    used = {p["writer"] for parts in created["shards"].values() for p in parts}
+    assert used == {0, 1}

@@ -44,14 +44,14 @@ def fitted(name, outputs, labels, decoder, kappa):
     attach_outputs(cal, outputs[:, :half])
     per_step = tuple(float(c) for c in np.quantile(cal.confidence, 0.8, axis=1))
     if name == "schedule":
-        return Schedule(per_step)
+        return Schedule(thresholds=per_step)
     if name == "topk_gap":
-        return TopkGap(per_step, cal.kappa)
+        return TopkGap(thresholds=per_step, kappa=cal.kappa)
     if name.startswith("conformal"):
-        return Conformal.calibrate(cal, 0.5, name.split("_")[1], (2, 5, 10, 20))
-    model = Learned.fit(cal, 0.0)
+        return Conformal(0.5, name.split("_")[1], (2, 5, 10, 20)).fit(cal)
+    model = Learned().fit(cal, 0.0)
     cut = float(np.quantile(model.scored(cal).confidence, 0.7))
-    return Learned(cut, *model._model_fields())
+    return Learned(cut).fit(cal)
 
 
 LAB = ["schedule", "topk_gap", "conformal_bonferroni", "conformal_simes", "learned"]

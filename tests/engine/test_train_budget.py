@@ -1,4 +1,4 @@
-"""Training for a short GPU lease: the time budget, bf16, the compile probe, float16 weights,
+"""Time-boxed training on any GPU: the time budget, bf16, the compile probe, float16 weights,
 `--limit`, `--checkpoint-every`, and the training set held on the device."""
 
 import dataclasses

@@ -60,7 +60,7 @@ def test_figure_bytes_png_svg_and_pack(synth):
 
 @pytest.mark.parametrize("decoder", ["paper", "mean"])
 def test_pack_caption_names_the_decoder_and_its_kappa(synth, decoder):
-    """Titles carry no run id (issue 19); the pack's table caption says run, decoder, kappa."""
+    """Titles carry no run id; the pack's table caption says run, decoder, kappa."""
     charts, res, context = export.collect_charts(synth, "test", threshold=0.6, decoder=decoder)
     plane = charts[0]
     assert plane.key == "accuracy_latency" and synth.name not in plane.title

@@ -85,3 +85,25 @@ def test_app_latex_button_writes_the_pack_table(synth):
     charts, res, context = export.collect_charts(synth, "test", threshold=0.6, kappa=5.0)
     files = export.pack_files(synth, charts[:1], res, context, formats=())
     assert export.table_tex(synth, "test", 0.6, "paper", 5.0) == files["metrics.tex"].decode()
+
+
+def test_table_holds_synaptic_operations_and_spikes_where_the_run_has_them():
+    """A run that recorded synaptic operations (noisy_digits) gets them in metrics.tex,
+    both columns, with the saving; the numbers are the view's own result's."""
+    from pathlib import Path
+
+    from dynconf.report.viewdata import make_view
+
+    run = load_run(Path(__file__).resolve().parents[2] / "cached_runs" / "noisy_digits")
+    view = make_view(run, "test")
+    res = view.evaluate(0.5)
+    assert res.synops_per_sample_at_exit is not None and res.spikes_per_neuron_at_exit is not None
+    tex = export.table_tex(run, "test", 0.5, view=view)
+    rows = {name: (base, dc) for name, base, dc in latex.headline(res, run.T_max)}
+    assert rows["Synaptic operations per image"] == (
+        f"{res.synops_per_sample_full:.4g}", f"{res.synops_per_sample_at_exit:.4g}"
+    )
+    assert rows["Synaptic operations saved (%)"][1] == f"{100 * res.synops_saving:.1f}"
+    assert rows["Spikes saved (%)"][1] == f"{100 * res.spike_saving:.1f}"
+    assert "Synaptic operations per image" in tex and "Spikes per neuron" in tex
+    assert 0 < res.synops_saving < 1

@@ -58,10 +58,10 @@ def test_every_fitted_policy_gets_its_front_on_the_evaluation_split(synth, fitte
     assert [f.name for f in fronts] == [fit.name for fit in comparison.fits] == list(POLICIES)
     cal_sp, test_sp = synth.split("calibration"), synth.split("test")
     for front in fronts:
-        cls = get_policy(front.name)
+        assert get_policy(front.name).name == front.fit.policy.name
         cal_dec = split_decoder(cal_sp)(front.decoder, front.kappa)
         test_dec = split_decoder(test_sp)(front.decoder, front.kappa)
-        candidates = cls.candidates(cal_dec)
+        candidates = front.fit.policy.candidates(cal_dec)
         assert front.n_candidates == len(candidates)
         kept = thin(candidates, MAX_FRONT_CANDIDATES)
         assert len(front.mean_latency) == len(kept) <= MAX_FRONT_CANDIDATES

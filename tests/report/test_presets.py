@@ -28,6 +28,7 @@ from dynconf.errors import DynconfError
 from dynconf.report import export, figures
 from dynconf.report.plane import compare_label, compare_style
 from dynconf.report.presets import PRESETS, get_preset
+from dynconf.report.viewdata import make_view
 from tests.helpers import build_synthetic_run
 
 EDGE_PT = 1.0  # a word must clear the page edge by this much
@@ -39,13 +40,19 @@ def synth(dashboard_runs):
 
 
 @pytest.fixture(scope="module")
-def chart_set(synth):
-    charts, res, _ = export.collect_charts(synth, "test", calibration="calibration")
-    if not any(c.key == "accuracy_by_T" for c in charts):  # synth's meta records no T sweep
-        base = metrics.baseline_curve(decode(synth.split("test")))
-        meta = {"snn_accuracy_by_T": {str(t + 1): a for t, a in enumerate(base)},
-                "ann_accuracy": float(base[-1])}  # fmt: skip
-        charts.append(figures.accuracy_by_T(meta, "test"))
+def chart_set(synth, tmp_path_factory):
+    """Every figure the export makes of synth: every page's, a sample's, the compare plane
+    and the classroom at its first and last step."""
+    other = load_run(build_synthetic_run(tmp_path_factory.mktemp("set") / "other", seed=7).path)
+    view = make_view(synth, "test")
+    sid = int(synth.split("test").ids[0]) if synth.split("test").ids is not None else 0
+    charts, res, _ = export.collect_figures(
+        view,
+        calibration="calibration",
+        samples=[sid],
+        compare=[make_view(other, "test")],
+        steps=[1, synth.T_max],
+    )
     return charts, res
 
 
@@ -106,8 +113,14 @@ def _expected(fig) -> list[str]:
         words += _text_words(ax.title.text)
     if "yaxis2" in lay and lay.yaxis2.title:
         words += _text_words(lay.yaxis2.title.text)
+    for ax in (lay.xaxis, lay.yaxis):  # class names on a category axis: none may be cut
+        if ax.type == "category" and ax.visible is not False:
+            letter = "x" if ax is lay.xaxis else "y"
+            shown = {str(v) for t in fig.data for v in (getattr(t, letter, None) or ())}
+            for v in sorted(shown):
+                words += _text_words(v)
     names = [t.name for t in fig.data if t.showlegend is not False and t.name]
-    if len(names) > 1:
+    if len(names) > 1 and lay.showlegend is not False:
         for name in names:
             words += _text_words(name)
     return words
@@ -117,6 +130,25 @@ def _overlap(a, b, slack=0.3) -> bool:
     return (
         a[0] < b[2] - slack and b[0] < a[2] - slack and a[1] < b[3] - slack and b[1] < a[3] - slack
     )
+
+
+def _inked(ink: np.ndarray, box: tuple, upright: bool) -> bool:
+    """Whether a word's box shows ink mid-letter and just above its baseline (at 2 px/pt)."""
+    x0, y0, x1, y1 = box
+    for lo, hi in ((0.35, 0.6), (0.74, 0.8)):  # x-height, and just above the baseline
+        if upright:
+            w = x1 - x0
+            part = ink[
+                int(y0 * 2) : int(y1 * 2) + 1, int((x0 + lo * w) * 2) : int((x0 + hi * w) * 2) + 1
+            ]
+        else:
+            h = y1 - y0
+            part = ink[
+                int((y0 + lo * h) * 2) : int((y0 + hi * h) * 2) + 1, int(x0 * 2) : int(x1 * 2) + 1
+            ]
+        if not (part.size and part.min() < 140):
+            return False
+    return True
 
 
 def check_pdf(chart, preset: str, tmp_path: Path):
@@ -134,15 +166,12 @@ def check_pdf(chart, preset: str, tmp_path: Path):
     # pdftotext reads text that a clip path hides (a legend cut to its box): every word must
     # also show ink in the rendered page, mid-letter and just above the baseline.
     ink = _render(tmp_path)
-    for text, (x0, y0, x1, y1) in words:
-        if not re.search(r"[A-Za-z0-9]", text):
-            continue
-        h = y1 - y0
-        for lo, hi in ((0.35, 0.6), (0.74, 0.8)):  # x-height, and just above the baseline
-            box = ink[
-                int((y0 + lo * h) * 2) : int((y0 + hi * h) * 2) + 1, int(x0 * 2) : int(x1 * 2) + 1
-            ]
-            assert box.size and box.min() < 140, (where, "not drawn (clipped):", text, (x0, y0))
+    for text, box in words:
+        if re.search(r"[A-Za-z0-9]", text):
+            # Upright text (class names under a crowded axis) has its baseline on the right.
+            assert _inked(ink, box, upright=False) or _inked(ink, box, upright=True), (
+                where, "not drawn (clipped):", text, box[:2],
+            )  # fmt: skip
     for i, (ta, a) in enumerate(words):
         for tb, b in words[i + 1 :]:
             assert not _overlap(a, b), (where, "words overlap:", ta, a, tb, b)
@@ -153,10 +182,35 @@ def check_pdf(chart, preset: str, tmp_path: Path):
 def test_every_exported_figure_lies_inside_the_page(chart_set, compare_chart, preset, tmp_path):
     charts, _ = chart_set
     keys = {c.key for c in charts}
-    # The four that clipped their x-axis title (issue 19) are in the set, with the rest.
-    assert {"accuracy_by_T", "exit_histogram", "exit_scatter", "threshold_response"} <= keys
+    # Every page's figures are in the set: explorer, home, oracle, selection, policies,
+    # classes, samples, compare and classroom.
+    assert {"accuracy_by_T", "exit_histogram", "exit_scatter", "threshold_response",
+            "oracle_bound", "pareto_selection", "selection_band", "policy_fronts",
+            "class_accuracy", "class_latency", "confusion_at_exit", "compare"} <= keys  # fmt: skip
+    assert any(k.endswith("_picker") for k in keys)
+    assert any(k.startswith("classroom_") for k in keys)
+    assert len(keys) == len(charts)  # one file name per figure
     for chart in [*charts, compare_chart[0]]:
         check_pdf(chart, preset, tmp_path)
+
+
+CIFAR = Path(__file__).resolve().parents[2] / "cached_runs" / "cifar10_resnet20"
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_class_names_are_never_cut(preset, tmp_path):
+    """CIFAR-10's names ("automobile") under the class bars and the confusion matrix: each
+    whole in the PDF (upright when they do not fit side by side), the axes titled."""
+    run = load_run(CIFAR)
+    view = make_view(run, "test")
+    for name in ("class_accuracy", "class_latency", "confusion_at_exit"):
+        chart = figures.build_figure(name, view, threshold=0.5251)
+        fig, words = check_pdf(chart, preset, tmp_path)
+        seen = Counter(t for t, _ in words)
+        assert all(seen[c] >= 1 for c in run.classes), (name, preset, seen)
+        assert fig.layout.xaxis.title.text, name  # "true label" / "answer at exit"
+        if name == "confusion_at_exit":
+            assert seen["answer"] >= 1 and seen["true"] >= 1
 
 
 @pytest.mark.parametrize("preset", ["screen", "paper-1col"])

@@ -65,7 +65,7 @@ def test_front_is_one_trace_in_plane_selection_and_compare(analysis):
     selection = named(figures.pareto_selection(a.sel).figure, "Pareto")
     reference = traces.front_trace(sel_sweep).to_plotly_json()
     assert without_name(selection).keys() == without_name(reference).keys()
-    # A front is a line, not hundreds of markers (issue 19), in the plane and the selection.
+    # A front is a line, not hundreds of markers, in the plane and the selection.
     assert "marker" not in selection and "marker" not in plane
     assert selection["mode"] == plane["mode"] == reference["mode"] == "lines"
     compared = figures.compare([CompareEntry("x", a.base, a.sweep)]).figure

@@ -11,6 +11,7 @@ from dynconf.core.decoders.decode import (
     class_probabilities,
     decode,
     decode_outputs,
+    decode_split,
     kappa_label,
 )
 from dynconf.core.decoders.registry import DECODERS, decoder_names, get_decoder
@@ -24,6 +25,7 @@ __all__ = [
     "class_probabilities",
     "decode",
     "decode_outputs",
+    "decode_split",
     "decoder_names",
     "get_decoder",
     "kappa_label",

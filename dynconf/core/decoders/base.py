@@ -3,7 +3,7 @@
 A decoder turns the accumulated output S_t (and the current step's output z_t) into one
 confidence per step and sample; the exit policies only ever see that number. Every decoder
 is causal (c_t uses outputs up to step t) and never changes the answer: the prediction is
-argmax S_t whatever the decoder (method.md section 2).
+argmax S_t whatever the decoder (docs/METHOD.md section 2).
 
 One decoder is one module in this folder defining ``DECODER = SomeDecoder()``; the registry
 in ``dynconf/core/decoders/__init__.py`` is the only list of them (docs/ARCHITECTURE.md,

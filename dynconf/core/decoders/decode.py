@@ -23,9 +23,13 @@ CHUNK_ELEMENTS = 1 << 23  # float64 work arrays stay around 64 MiB
 
 @dataclass(eq=False)
 class Decoded:
-    """Per-step confidence, prediction and correctness of one split under one decoder.
+    """Per-step confidence, prediction and correctness of one split under one decoder, with
+    the split's costs where the run holds them.
 
     Arrays are read-only so that caches built on them (the threshold policy's) stay valid.
+    ``spikes`` and ``synops`` ([T, N] per step) and ``neurons`` (hidden neuron count) travel
+    with the data, so every result computed from it (dynconf.core.results.summarize) reports
+    spikes and synaptic operations at exit without being handed them again.
     """
 
     decoder: str
@@ -35,6 +39,9 @@ class Decoded:
     correct: np.ndarray  # [T, N] bool
     labels: np.ndarray  # [N] int64
     cache: dict = field(default_factory=dict, repr=False)  # policies' precomputations
+    spikes: np.ndarray | None = field(default=None, repr=False)
+    synops: np.ndarray | None = field(default=None, repr=False)
+    neurons: int | None = None
 
     def __post_init__(self):
         for arr in (self.confidence, self.prediction, self.correct, self.labels):
@@ -47,6 +54,14 @@ class Decoded:
     @property
     def N(self) -> int:
         return int(self.confidence.shape[1])
+
+    def with_confidence(self, confidence: np.ndarray) -> Decoded:
+        """The same split (prediction, labels, costs) with another per-step score in place of
+        the confidence: how policies that reshape the confidence reuse the threshold rule."""
+        return Decoded(
+            self.decoder, self.kappa, confidence, self.prediction, self.correct, self.labels,
+            spikes=self.spikes, synops=self.synops, neurons=self.neurons,
+        )  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -137,12 +152,27 @@ def _decode_topk(split, decoder: str, kappa: float | None) -> Decoded:
     return Decoded(decoder, kappa, confidence, prediction, correct, labels)
 
 
-def decode(split, decoder: str = "paper", kappa: float | None = None) -> Decoded:
-    """Decode one split of a run (store.SplitData). kappa None -> T_max (paper's default)."""
+def decode(
+    split, decoder: str = "paper", kappa: float | None = None, neurons: int | None = None
+) -> Decoded:
+    """Decode one split of a run (store.SplitData). kappa None -> T_max (paper's default).
+
+    The split's spikes and synops (when it holds them) and ``neurons`` (the run's hidden
+    neuron count, ``run.meta["neurons"]``; decode_split reads it) ride along on the result."""
     kappa = check_kappa(decoder, kappa, split.T)
     if split.outputs is None:
-        return _decode_topk(split, decoder, kappa)
-    return decode_outputs(split.outputs, split.labels, decoder, kappa)
+        dec = _decode_topk(split, decoder, kappa)
+    else:
+        dec = decode_outputs(split.outputs, split.labels, decoder, kappa)
+    dec.spikes = getattr(split, "spikes", None)
+    dec.synops = getattr(split, "synops", None)
+    dec.neurons = None if neurons is None else int(neurons)
+    return dec
+
+
+def decode_split(run, name: str, decoder: str = "paper", kappa: float | None = None) -> Decoded:
+    """Decode split ``name`` of a loaded run, its costs and the run's neuron count with it."""
+    return decode(run.split(name), decoder, kappa, neurons=run.meta.get("neurons"))
 
 
 def class_probabilities(outputs: np.ndarray, decoder: str, kappa: float | None) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The paper's decoder: c_t = max softmax(S_t / kappa), kappa fixed (default T_max).
 
 Dividing by a fixed kappa damps early steps (S_t is small then), so a lucky first step
-cannot end a run; this is Dynamic Confidence as published (method.md section 2).
+cannot end a run; this is Dynamic Confidence as published (docs/METHOD.md section 2).
 """
 
 import numpy as np

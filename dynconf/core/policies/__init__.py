@@ -4,7 +4,8 @@ base.py says what a policy is, registry.py lists them, threshold.py is Dynamic C
 (c_t > C), patience.py the same with the answer held for k steps, schedule.py one threshold
 per step, topk_gap.py SNNCutoff's per-step rule on the raw top-2 gap, conformal.py
 SpikeCP-style conformal sets at checkpoints and learned.py a cross-fitted stopping model;
-comparison.py fits them all the same way (docs/POLICIES.md).
+comparison.py fits them all the same way (docs/POLICIES.md). Every policy follows one
+scikit-learn-style protocol: ``Policy(**hyperparameters).fit(calibration).evaluate(split)``.
 """
 
 from dynconf.core.policies.base import ExitPolicy, OnlineRule, attach_outputs

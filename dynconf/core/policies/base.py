@@ -1,20 +1,32 @@
 """What an exit policy is: a causal rule that decides, after every step, which samples stop.
 
-A policy is fitted on a calibration split (its operating parameter chosen there) and then
-evaluated on any split, giving each sample an exit step tau_i and the answer argmax S_tau
-(dynconf/core/results.py turns those into metrics). Causal means the decision at step t uses
-outputs up to t only, so the same rule can run inside a real simulation: ``online`` returns
-the per-step form the engine's early exit drives (dynconf/engine/snn.py), and tests check
-that it exits every sample where the cached-run form says.
+One protocol, in scikit-learn's style, for every policy of the registry:
 
-One policy is one module in this folder; the registry (registry.py) is the only list
-(docs/ARCHITECTURE.md, "add an exit policy").
+- ``__init__`` takes hyperparameters only and stores them unchanged (``get_params`` /
+  ``set_params`` read and write them). A hyperparameter left ``None`` is chosen by the fit.
+- ``fit(calibration, tolerance=0.0)`` learns from a decoded calibration split and returns
+  ``self``; what it learned is kept in attributes ending in ``_`` (``threshold_``, ``k_``,
+  ``thresholds_``, ...). The operating point it picks is the fastest whose calibration
+  accuracy is at least the T_max baseline minus ``tolerance`` (ties: more correct, then the
+  more conservative one).
+- ``evaluate(decoded)`` runs the fitted rule on any split and returns a PolicyResult with
+  each sample's exit step tau_i and the answer argmax S_tau (results.py makes the metrics,
+  with the split's spikes and synaptic operations where it carries them).
+- ``online(decoder, kappa, T_max)`` is the per-step form the engine's early exit drives
+  (dynconf/engine/snn.py); tests check it exits every sample where ``evaluate`` says.
+
+A policy whose hyperparameters fix the rule completely (``ready()``, e.g. ``Threshold(0.9)``
+or ``Patience(0.8, k=3)``) needs no calibration: it is fitted from them on first use.
+
+Causal means the decision at step t uses outputs up to t only. One policy is one module in
+this folder; the registry (registry.py) is the only list (docs/ARCHITECTURE.md, "add an exit
+policy"); docs/POLICIES.md defines each rule.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -44,9 +56,8 @@ class OnlineRule:
         pass
 
 
-@dataclass
 class ExitPolicy:
-    """Base class of a fitted exit policy; subclasses are dataclasses of their parameters."""
+    """Base class of the exit policies (module doc: the protocol)."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line: the rule in words
@@ -57,14 +68,84 @@ class ExitPolicy:
     # (attach_outputs), which top-k storage does not hold.
     needs_outputs: ClassVar[bool] = False
 
+    # -- hyperparameters (scikit-learn's get_params / set_params)
+
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        """The hyperparameters: the arguments of ``__init__``."""
+        signature = inspect.signature(cls.__init__)
+        return tuple(p for p in signature.parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def set_params(self, **params) -> ExitPolicy:
+        unknown = sorted(set(params) - set(self.param_names()))
+        if unknown:
+            raise DynconfError(f"policy '{self.name}' has no parameter {unknown[0]!r}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        self.clear_fit()
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- fitted state (attributes ending in "_")
+
+    def fitted_state(self) -> dict:
+        """The fitted attributes, by name (JSON-ready through state_to_json)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def set_fitted(self, state: dict) -> ExitPolicy:
+        """Restore fitted attributes (from fitted_state, e.g. read back from a cache)."""
+        for key, value in state.items():
+            setattr(self, key, value)
+        return self
+
+    def clear_fit(self) -> None:
+        for key in list(self.fitted_state()):
+            delattr(self, key)
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted_state())
+
+    def ready(self) -> bool:
+        """Whether the hyperparameters alone fix the rule (no calibration needed)."""
+        return False
+
+    def fit_given(self) -> None:
+        """Set the fitted attributes from complete hyperparameters (only when ready())."""
+        raise NotImplementedError
+
+    def check_fitted(self) -> None:
+        if self.is_fitted:
+            return
+        if not self.ready():
+            raise DynconfError(
+                f"policy '{self.name}' is not fitted: call fit(calibration) or give all of "
+                f"its parameters ({', '.join(self.param_names())})"
+            )
+        self.fit_given()
+
+    def fit(self, cal: Decoded, tolerance: float = 0.0) -> ExitPolicy:
+        raise NotImplementedError
+
+    # -- what the fitted rule does
+
     @property
     def params(self) -> dict:
-        return asdict(self)
+        """The fitted rule's parameters, JSON-ready (PolicyResult.params, tables, CLI)."""
+        self.check_fitted()
+        return state_to_json({k[:-1]: v for k, v in self.fitted_state().items()})
 
     @property
     def threshold_value(self) -> float | None:
         """The confidence threshold C, for policies that have one."""
-        value = getattr(self, "threshold", None)
+        self.check_fitted()
+        value = getattr(self, "threshold_", None)
         return None if value is None else float(value)
 
     def exit_steps(self, dec: Decoded) -> np.ndarray:
@@ -72,53 +153,53 @@ class ExitPolicy:
         raise NotImplementedError
 
     def describe(self) -> str:
-        """The parameters in a few words, for tables ("C=0.52, k=3")."""
+        """The fitted parameters in a few words, for tables ("threshold=0.52, k=3")."""
         return ", ".join(f"{k}={_short(v)}" for k, v in self.params.items())
 
     def extras(self, dec: Decoded, steps: np.ndarray) -> dict:
         """Policy-specific numbers for PolicyResult.extras (e.g. coverage); none by default."""
         return {}
 
-    def evaluate(self, dec: Decoded, spikes=None, neurons=None, synops=None) -> PolicyResult:
-        steps = self.exit_steps(dec)
+    def result(self, dec: Decoded, steps: np.ndarray, spikes=None, neurons=None, synops=None):
+        """The PolicyResult of this fitted policy exiting ``dec``'s samples at ``steps``."""
         res = summarize(
-            dec,
-            steps,
-            policy=self.name,
-            params=self.params,
-            threshold=self.threshold_value,
-            spikes=spikes,
-            neurons=neurons,
-            synops=synops,
-        )
+            dec, steps, policy=self.name, params=self.params, threshold=self.threshold_value,
+            spikes=spikes, neurons=neurons, synops=synops,
+        )  # fmt: skip
         res.extras = self.extras(dec, steps)
         return res
+
+    def evaluate(self, dec: Decoded, spikes=None, neurons=None, synops=None) -> PolicyResult:
+        """The fitted rule on ``dec``; its costs come with it (keywords override them)."""
+        self.check_fitted()
+        return self.result(dec, self.exit_steps(dec), spikes, neurons, synops)
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
         raise NotImplementedError
 
-    @classmethod
-    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
-        """The operating points swept on calibration, most eager first."""
+    def candidates(self, cal: Decoded) -> list[ExitPolicy]:
+        """Fitted operating points along the policy's own trade-off, eager to conservative,
+        for drawing its front (comparison.policy_fronts); the fit picks one of these or an
+        exact point between them."""
         raise NotImplementedError
 
-    @classmethod
-    def fit(cls, cal: Decoded, tolerance: float = 0.0) -> ExitPolicy:
-        """The fastest candidate whose calibration accuracy is at least the baseline at T_max
-        minus ``tolerance`` (ties: more correct, then the later, more conservative one)."""
-        need = accuracy_needed(cal, tolerance)
-        best, best_key = None, None
-        for order, policy in enumerate(cls.candidates(cal)):
-            steps = policy.exit_steps(cal)
-            n_correct = int(summarize(cal, steps).n_correct)
-            if n_correct < need:
-                continue
-            key = (int(steps.sum(dtype=np.int64)), -n_correct, -order)
-            if best_key is None or key < best_key:
-                best, best_key = policy, key
-        if best is None:
-            raise DynconfError(f"no {cls.name} operating point reaches the calibration target")
-        return best
+
+def fastest(cal: Decoded, tolerance: float, candidates: list[ExitPolicy], what: str):
+    """The fastest fitted candidate whose calibration accuracy meets the target (module doc;
+    ties: more correct, then the later, more conservative one)."""
+    need = accuracy_needed(cal, tolerance)
+    best, best_key = None, None
+    for order, policy in enumerate(candidates):
+        steps = policy.exit_steps(cal)
+        n_correct = int(summarize(cal, steps).n_correct)
+        if n_correct < need:
+            continue
+        key = (int(steps.sum(dtype=np.int64)), -n_correct, -order)
+        if best_key is None or key < best_key:
+            best, best_key = policy, key
+    if best is None:
+        raise DynconfError(f"no {what} operating point reaches the calibration target")
+    return best
 
 
 def _short(value) -> str:
@@ -127,6 +208,33 @@ def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def state_to_json(value):
+    """Fitted values for JSON: tuples as lists, +-inf as "inf" / "-inf" (JSON has none)."""
+    if isinstance(value, dict):
+        return {k: state_to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [state_to_json(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def state_from_json(value):
+    """The inverse of state_to_json: lists as tuples, "inf" / "-inf" as floats."""
+    if isinstance(value, dict):
+        return {k: state_from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(state_from_json(v) for v in value)
+    if value in ("inf", "-inf"):
+        return float(value)
+    return value
 
 
 def json_floats(values) -> list:
@@ -185,3 +293,10 @@ def check_threshold(threshold) -> float:
     if math.isnan(c):
         raise DynconfError("threshold must not be NaN")
     return c
+
+
+def check_tolerance(tolerance) -> float:
+    tolerance = float(tolerance)
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise DynconfError(f"tolerance must be >= 0, got {tolerance}")
+    return tolerance

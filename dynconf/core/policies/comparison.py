@@ -28,10 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dynconf.core.analysis_cache import AnalysisCache, cache_key
 from dynconf.core.decoders import Decoded, check_kappa, decode, get_decoder
 from dynconf.core.oracle import OracleResult, oracle
 from dynconf.core.pareto import pareto_front
-from dynconf.core.policies.base import accuracy_needed, attach_outputs
+from dynconf.core.policies.base import (
+    ExitPolicy,
+    accuracy_needed,
+    attach_outputs,
+    state_from_json,
+    state_to_json,
+)
 from dynconf.core.policies.registry import POLICIES, get_policy
 from dynconf.core.policies.threshold import Threshold
 from dynconf.core.results import PolicyResult, summarize
@@ -41,15 +48,16 @@ DecodeFn = Callable[[str, "float | None"], Decoded]
 KAPPA_FACTORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4)  # the auto grid, times T_max
 
 
-def split_decoder(split) -> DecodeFn:
+def split_decoder(split, neurons: int | None = None) -> DecodeFn:
     """decode(decoder, kappa) for one stored split, memoised, with its full per-step outputs
-    attached (for policies that read per-class probabilities) when it has them."""
+    attached (for policies that read per-class probabilities) when it has them; its spikes
+    and synops (and ``neurons``, the run's hidden neuron count) travel with each decoding."""
     held: dict = {}
 
     def decode_split(decoder: str, kappa: float | None) -> Decoded:
         key = (decoder, check_kappa(decoder, kappa, split.T))
         if key not in held:
-            held[key] = attach_outputs(decode(split, decoder, kappa), split.outputs)
+            held[key] = attach_outputs(decode(split, decoder, kappa, neurons), split.outputs)
         return held[key]
 
     return decode_split
@@ -68,6 +76,7 @@ class PolicyFit:
     decoder: str = ""  # the decoder and kappa it read
     kappa: float | None = None
     description: str = ""  # its parameters in a few words
+    policy: ExitPolicy | None = field(default=None, repr=False)  # the fitted policy
 
     def to_dict(self) -> dict:
         return {
@@ -131,7 +140,7 @@ def choose_kappa(cal: DecodeFn, decoder: str, tolerance: float, T: int, grid=Non
     search, best, best_key = [], None, None
     for kappa in grid:
         dec = cal(decoder, kappa)
-        res = Threshold.fit(dec, tolerance).evaluate(dec)
+        res = Threshold().fit(dec, tolerance).evaluate(dec)
         search.append(
             {"kappa": dec.kappa, "accuracy": res.accuracy, "mean_latency": res.mean_latency}
         )
@@ -141,21 +150,51 @@ def choose_kappa(cal: DecodeFn, decoder: str, tolerance: float, T: int, grid=Non
     return best, search
 
 
-def compare_policies(
-    cal,
-    test,
-    tolerance: float = 0.0,
-    test_spikes=None,
-    neurons=None,
-    names=None,
-    *,
-    decoder: str | None = None,
-    kappa=None,
-    kappa_grid=None,
-) -> PolicyComparison:
-    """Fit ``names`` (default: every registered policy that can run on what is given) on
-    ``cal``, report them on ``test``. cal and test: Decoded, or decode functions (module doc)
-    with ``decoder`` (default paper) and ``kappa`` (a number, None for T_max, or "auto")."""
+@dataclass(eq=False)
+class FitStore:
+    """Where compare_policies keeps fitted policies between runs: an AnalysisCache and what
+    identifies the calibration data (the run's stamp and the split's name). An entry holds
+    the fitted attributes (JSON) and the calibration exit steps, keyed by those, the policy,
+    its hyperparameters, decoder, kappa and tolerance."""
+
+    cache: AnalysisCache
+    source: tuple  # (run stamp, calibration split name)
+
+    def key(self, policy: ExitPolicy, cal: Decoded, tolerance: float) -> str:
+        params = state_to_json(policy.get_params())
+        return cache_key("policy-fit", 1, *self.source, policy.name, params, cal.decoder,
+                         cal.kappa, float(tolerance))  # fmt: skip
+
+    def load(self, policy: ExitPolicy, cal: Decoded, tolerance: float):
+        entry = self.cache.get(self.key(policy, cal, tolerance))
+        if entry is None or "calibration_steps" not in entry.arrays:
+            return None
+        steps = entry.arrays["calibration_steps"].astype(np.int32)
+        if steps.shape != (cal.N,):
+            return None
+        policy.set_fitted(state_from_json(entry.meta["fitted"]))
+        return steps
+
+    def save(self, policy: ExitPolicy, cal: Decoded, tolerance: float, steps) -> None:
+        meta = {"policy": policy.name, "fitted": state_to_json(policy.fitted_state())}
+        arrays = {"calibration_steps": np.asarray(steps, np.int16 if cal.T < 32768 else np.int32)}
+        self.cache.put(self.key(policy, cal, tolerance), arrays, meta)
+
+
+def fit_policy(cls, cal: Decoded, tolerance: float, store: FitStore | None = None):
+    """(fitted policy, its calibration result): from the store when it holds the fit."""
+    policy = cls()
+    steps = store.load(policy, cal, tolerance) if store is not None else None
+    if steps is None:
+        policy.fit(cal, tolerance)
+        steps = policy.exit_steps(cal)
+        if store is not None:
+            store.save(policy, cal, tolerance, steps)
+    return policy, policy.result(cal, steps)
+
+
+def _resolve(cal, test, decoder, kappa, tolerance, kappa_grid):
+    """(cal_fn, test_fn, decoder, kappa, auto-kappa search) for compare_policies."""
     given = isinstance(cal, Decoded)
     if given != isinstance(test, Decoded):
         raise DynconfError("give calibration and test both decoded or both as decode functions")
@@ -175,51 +214,81 @@ def compare_policies(
             raise DynconfError(f"decoder '{decoder}' takes no kappa, so none can be chosen")
         kappa, search = choose_kappa(cal_fn, decoder, tolerance, base.T, kappa_grid)
         base = cal_fn(decoder, kappa)
-    kappa = base.kappa
+    return cal_fn, test_fn, decoder, base.kappa, search
+
+
+def _splits_for(cls, cal_fn, test_fn, decoder: str, kappa):
+    """The calibration and test decodings a policy reads (its own decoder, if it has one)."""
+    need = cls.decoder or decoder
+    c = cal_fn(need, kappa if get_decoder(need).uses_kappa else None)
+    t = test_fn(need, c.kappa)
+    if cls.needs_outputs and ("outputs" not in c.cache or "outputs" not in t.cache):
+        raise DynconfError(
+            f"policy '{cls.name}' needs the splits' full per-step outputs (per-class "
+            "probabilities); top-k storage or a bare Decoded cannot serve it"
+        )
+    return c, t
+
+
+def compare_policies(
+    cal,
+    test,
+    tolerance: float = 0.0,
+    test_spikes=None,
+    neurons=None,
+    names=None,
+    *,
+    decoder: str | None = None,
+    kappa=None,
+    kappa_grid=None,
+    store: FitStore | None = None,
+    on_fit: Callable[[PolicyFit], None] | None = None,
+) -> PolicyComparison:
+    """Fit ``names`` (default: every registered policy that can run on what is given) on
+    ``cal``, report them on ``test``. cal and test: Decoded, or decode functions (module doc)
+    with ``decoder`` (default paper) and ``kappa`` (a number, None for T_max, or "auto").
+    Costs come with the decoded splits; ``test_spikes`` / ``neurons`` override the test's.
+    ``store`` keeps and reuses fits on disk; ``on_fit`` sees each PolicyFit once it is ready
+    (threshold first, so every later one carries its ratio to the threshold rule)."""
+    cal_fn, test_fn, decoder, kappa, search = _resolve(
+        cal, test, decoder, kappa, tolerance, kappa_grid
+    )
     explicit = names is not None
     names = list(POLICIES) if names is None else list(names)
-    results, skipped = [], {}
-    for name in names:
+    best = oracle(test_fn(decoder, kappa), "stays_correct", "cap")
+    # The threshold rule is the reference of every ratio: fitted first, reported in order.
+    work = sorted(names, key=lambda n: n != "threshold")
+    reference, fits, skipped = None, {}, {}
+    for name in work:
         cls = get_policy(name)
-        need = cls.decoder or decoder
         try:
-            c = cal_fn(need, kappa if get_decoder(need).uses_kappa else None)
-            t = test_fn(need, c.kappa)
-            if cls.needs_outputs and ("outputs" not in c.cache or "outputs" not in t.cache):
-                raise DynconfError(
-                    f"policy '{name}' needs the splits' full per-step outputs (per-class "
-                    "probabilities); top-k storage or a bare Decoded cannot serve it"
-                )
+            c, t = _splits_for(cls, cal_fn, test_fn, decoder, kappa)
         except DynconfError as exc:
             if explicit:
                 raise
             skipped[name] = str(exc)
             continue
-        policy = cls.fit(c, tolerance)
-        results.append((policy, c, policy.evaluate(c), policy.evaluate(t, test_spikes, neurons)))
-    best = oracle(test_fn(decoder, kappa), "stays_correct", "cap")
-    reference = next((r for p, _, _, r in results if p.name == "threshold"), None)
-    fits = []
-    for policy, c, on_cal, on_test in results:
-        ratio = gap = None
-        if reference is not None:
-            ratio = on_test.mean_latency / reference.mean_latency
-            room = reference.mean_latency - best.mean_latency
-            gap = (reference.mean_latency - on_test.mean_latency) / room if room > 0 else None
-        fits.append(
-            PolicyFit(
-                policy.name,
-                policy.params,
-                on_cal,
-                on_test,
-                ratio,
-                gap,
-                c.decoder,
-                c.kappa,
-                policy.describe(),
-            )
-        )
-    return PolicyComparison(float(tolerance), fits, best, decoder, kappa, search, skipped)
+        policy, on_cal = fit_policy(cls, c, tolerance, store)
+        on_test = policy.evaluate(t, test_spikes, neurons)
+        if name == "threshold":
+            reference = on_test
+        ratio, gap = _against(reference, best, on_test)
+        fits[name] = PolicyFit(policy.name, policy.params, on_cal, on_test, ratio, gap,
+                               c.decoder, c.kappa, policy.describe(), policy)  # fmt: skip
+        if on_fit is not None:
+            on_fit(fits[name])
+    ordered = [fits[n] for n in names if n in fits]
+    return PolicyComparison(float(tolerance), ordered, best, decoder, kappa, search, skipped)
+
+
+def _against(reference: PolicyResult | None, best: OracleResult, res: PolicyResult):
+    """(latency / the threshold rule's, share of the threshold-to-oracle gap closed)."""
+    if reference is None:
+        return None, None
+    room = reference.mean_latency - best.mean_latency
+    ratio = res.mean_latency / reference.mean_latency if reference.mean_latency else None
+    gap = (reference.mean_latency - res.mean_latency) / room if room > 0 else None
+    return ratio, gap
 
 
 MAX_FRONT_CANDIDATES = 200  # candidates evaluated per policy for its front (spread over all)
@@ -288,7 +357,7 @@ def policy_fronts(
     comparison: PolicyComparison, cal, test, max_points: int = MAX_FRONT_CANDIDATES
 ) -> list[PolicyFront]:
     """Every fitted policy of ``comparison`` swept over its calibration candidates
-    (``cls.candidates``, thinned to ``max_points``) on the evaluation split, at the decoder and
+    (``policy.candidates``, thinned to ``max_points``) on the evaluation split, at the decoder and
     kappa it was fitted at, with the Pareto front marked. ``cal`` and ``test``: what was
     given to compare_policies (Decoded or decode functions)."""
     if isinstance(cal, Decoded) != isinstance(test, Decoded):
@@ -296,9 +365,9 @@ def policy_fronts(
     cal_fn, test_fn = _as_function(cal, "calibration"), _as_function(test, "test")
     out = []
     for fit in comparison.fits:
-        cls = get_policy(fit.name)
         c, t = cal_fn(fit.decoder, fit.kappa), test_fn(fit.decoder, fit.kappa)
-        everyone = cls.candidates(c)
+        fitted = fit.policy if fit.policy is not None else get_policy(fit.name)().fit(c)
+        everyone = fitted.candidates(c)
         chosen = thin(everyone, max_points)
         lat, acc = np.empty(len(chosen)), np.empty(len(chosen))
         for i, policy in enumerate(chosen):

@@ -37,12 +37,11 @@ ending at T_max); docs/POLICIES.md has the choices.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from dynconf.core.decoders import Decoded, get_decoder
-from dynconf.core.policies.base import ExitPolicy, OnlineRule, check_floats, split_outputs
+from dynconf.core.policies.base import ExitPolicy, OnlineRule, fastest, split_outputs
 from dynconf.errors import DynconfError
 
 CORRECTIONS = ("bonferroni", "simes")
@@ -138,8 +137,8 @@ def prediction_sets(scores: np.ndarray, cuts, correction: str) -> np.ndarray:
 class ConformalOnline(OnlineRule):
     def __init__(self, policy: Conformal, decoder: str, kappa: float | None):
         self.policy, self.decoder, self.kappa = policy, get_decoder(decoder), kappa
-        self.cuts = np.asarray(policy.cuts, dtype=np.float64)
-        self.where = {t: j for j, t in enumerate(policy.checkpoints)}
+        self.cuts = np.asarray(policy.cuts_, dtype=np.float64)
+        self.where = {t: j for j, t in enumerate(policy.checkpoints_)}
         self.count: np.ndarray | None = None  # Simes: [B, levels, K] drops so far per level
 
     def step(self, S, z, t):
@@ -154,7 +153,7 @@ class ConformalOnline(OnlineRule):
             steps = np.full(len(rows), float(step))
             p = self.decoder.probabilities(S[rows], z[rows], steps, self.kappa)
             scores = 1.0 - p
-            if self.policy.correction == "bonferroni":
+            if self.policy.correction_ == "bonferroni":
                 inside = scores <= self.cuts[j, 0]
             else:
                 self.count[rows] += scores[:, None, :] > self.cuts[j][None, :, None]
@@ -173,15 +172,30 @@ class ConformalOnline(OnlineRule):
             self.count[rows] = 0
 
 
-@dataclass
-class Conformal(ExitPolicy):
-    """Stop at the first checkpoint whose corrected conformal set is small (module doc)."""
+def check_correction(correction: str) -> str:
+    if correction not in CORRECTIONS:
+        raise DynconfError(
+            f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}"
+        )
+    return correction
 
-    alpha: float
-    correction: str
-    checkpoints: tuple[int, ...]
-    cuts: tuple  # [J][levels] score cuts from calibration (cut_scores)
-    max_set_size: int = 1
+
+def calibrated_cuts(cal: Decoded, alpha: float, correction: str, checkpoints) -> tuple:
+    """The cut scores of the policy at alpha, from the calibration split ``cal``."""
+    true = np.empty((len(checkpoints), cal.N))
+    for lo, hi in chunks(cal, len(checkpoints)):
+        p = checkpoint_probabilities(cal, checkpoints, lo, hi)
+        true[:, lo:hi] = 1.0 - np.take_along_axis(p, cal.labels[None, lo:hi, None], axis=2)[..., 0]
+    return cut_scores(true, float(alpha), correction)
+
+
+class Conformal(ExitPolicy):
+    """Stop at the first checkpoint whose corrected conformal set is small (module doc).
+
+    The fit computes the cut scores from calibration at ``alpha`` with ``correction`` and
+    ``checkpoints`` (each None: swept over ALPHA_GRID, CORRECTIONS and CHECKPOINT_COUNTS
+    evenly spaced checkpoints, the fastest meeting the target kept)."""
+
     name = "conformal"
     summary = (
         "exit at the first checkpoint whose conformal prediction set (Bonferroni or Simes "
@@ -189,82 +203,85 @@ class Conformal(ExitPolicy):
     )
     needs_outputs = True
 
-    def __post_init__(self):
-        self.alpha = float(self.alpha)
-        if not 0 <= self.alpha < 1:
-            raise DynconfError(f"alpha must be in [0, 1), got {self.alpha}")
-        if self.correction not in CORRECTIONS:
-            raise DynconfError(
-                f"correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}"
-            )
-        self.checkpoints = check_checkpoints(self.checkpoints)
-        self.cuts = tuple(check_floats(row, "conformal cuts") for row in self.cuts)
-        levels = len(self.checkpoints) if self.correction == "simes" else 1
-        if len(self.cuts) != len(self.checkpoints) or any(len(r) != levels for r in self.cuts):
-            raise DynconfError("conformal cuts must be one row of levels per checkpoint")
-        if isinstance(self.max_set_size, bool) or int(self.max_set_size) != self.max_set_size:
-            raise DynconfError(f"max_set_size must be an integer, got {self.max_set_size!r}")
-        self.max_set_size = int(self.max_set_size)
-        if self.max_set_size < 1:
-            raise DynconfError("max_set_size must be >= 1")
+    def __init__(self, alpha=None, correction=None, checkpoints=None, max_set_size: int = 1):
+        self.alpha = alpha
+        self.correction = correction
+        self.checkpoints = checkpoints
+        self.max_set_size = max_set_size
+
+    def _calibrate(self, cal: Decoded, alpha: float, correction: str, checkpoints) -> None:
+        alpha = float(alpha)
+        if not 0 <= alpha < 1:
+            raise DynconfError(f"alpha must be in [0, 1), got {alpha}")
+        if int(self.max_set_size) != self.max_set_size or self.max_set_size < 1:
+            raise DynconfError("max_set_size must be an integer >= 1")
+        checkpoints = check_checkpoints(checkpoints, cal.T)
+        self.alpha_, self.correction_ = alpha, check_correction(correction)
+        self.checkpoints_ = checkpoints
+        self.cuts_ = calibrated_cuts(cal, alpha, self.correction_, checkpoints)
+
+    def fit(self, cal: Decoded, tolerance: float = 0.0) -> Conformal:
+        self.clear_fit()
+        if self.alpha is not None and self.correction is not None:
+            checkpoints = self.checkpoints or default_checkpoints(cal.T, 8)
+            self._calibrate(cal, self.alpha, self.correction, checkpoints)
+            return self
+        best = fastest(cal, tolerance, self.candidates(cal), self.name)
+        self.set_fitted(best.fitted_state())
+        return self
+
+    def candidates(self, cal: Decoded) -> list[ExitPolicy]:
+        counts = CHECKPOINT_COUNTS if self.checkpoints is None else (None,)
+        corrections = CORRECTIONS if self.correction is None else (self.correction,)
+        alphas = ALPHA_GRID if self.alpha is None else (self.alpha,)
+        out = []
+        for count in counts:
+            checkpoints = self.checkpoints or default_checkpoints(cal.T, count)
+            for correction in corrections:
+                out += [
+                    Conformal(a, correction, checkpoints, self.max_set_size).fit(cal)
+                    for a in alphas
+                ]
+        # alpha = 0 drops no class, so it never stops early and always meets the target.
+        never = self.checkpoints or default_checkpoints(cal.T, 4)
+        out.append(Conformal(0.0, "bonferroni", never, self.max_set_size).fit(cal))
+        return out
 
     @property
     def params(self) -> dict:
+        self.check_fitted()
         return {
-            "alpha": self.alpha,
-            "correction": self.correction,
-            "checkpoints": list(self.checkpoints),
-            "max_set_size": self.max_set_size,
-            "target_coverage": 1.0 - self.alpha,
+            "alpha": self.alpha_,
+            "correction": self.correction_,
+            "checkpoints": list(self.checkpoints_),
+            "max_set_size": int(self.max_set_size),
+            "target_coverage": 1.0 - self.alpha_,
         }
 
     def describe(self) -> str:
+        self.check_fitted()
         return (
-            f"alpha={self.alpha:g}, {self.correction}, {len(self.checkpoints)} checkpoints, "
+            f"alpha={self.alpha_:g}, {self.correction_}, {len(self.checkpoints_)} checkpoints, "
             f"set size <= {self.max_set_size}"
         )
 
-    @classmethod
-    def calibrate(
-        cls,
-        cal: Decoded,
-        alpha: float,
-        correction: str = "bonferroni",
-        checkpoints=None,
-        max_set_size: int = 1,
-    ) -> Conformal:
-        """The policy at alpha with cut scores from the calibration split ``cal``."""
-        checkpoints = check_checkpoints(
-            default_checkpoints(cal.T, 8) if checkpoints is None else checkpoints, cal.T
-        )
-        if correction not in CORRECTIONS:
-            raise DynconfError(
-                f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}"
-            )
-        true = np.empty((len(checkpoints), cal.N))
-        for lo, hi in chunks(cal, len(checkpoints)):
-            p = checkpoint_probabilities(cal, checkpoints, lo, hi)
-            true[:, lo:hi] = (
-                1.0 - np.take_along_axis(p, cal.labels[None, lo:hi, None], axis=2)[..., 0]
-            )
-        cuts = cut_scores(true, float(alpha), correction)
-        return cls(float(alpha), correction, checkpoints, cuts, max_set_size)
-
     def _run(self, dec: Decoded):
         """(exit steps, set size at exit, label in the set at exit), cached per policy."""
-        key = ("conformal_run", self.correction, self.checkpoints, self.cuts, self.max_set_size)
+        self.check_fitted()
+        key = ("conformal_run", self.correction_, self.checkpoints_, self.cuts_,
+               self.max_set_size)  # fmt: skip
         if key in dec.cache:
             return dec.cache[key]
-        if self.checkpoints[-1] > dec.T:
-            raise DynconfError(f"checkpoint {self.checkpoints[-1]} is past T_max = {dec.T}")
-        J = len(self.checkpoints)
+        if self.checkpoints_[-1] > dec.T:
+            raise DynconfError(f"checkpoint {self.checkpoints_[-1]} is past T_max = {dec.T}")
+        J = len(self.checkpoints_)
         steps = np.full(dec.N, dec.T, np.int32)
         size = np.empty(dec.N, np.int64)
         covered = np.empty(dec.N, bool)
-        checkpoints = np.asarray(self.checkpoints, np.int32)
+        checkpoints = np.asarray(self.checkpoints_, np.int32)
         for lo, hi in chunks(dec, J):
-            scores = 1.0 - checkpoint_probabilities(dec, self.checkpoints, lo, hi)
-            inside = prediction_sets(scores, self.cuts, self.correction)  # [J, B, K]
+            scores = 1.0 - checkpoint_probabilities(dec, self.checkpoints_, lo, hi)
+            inside = prediction_sets(scores, self.cuts_, self.correction_)  # [J, B, K]
             n_in = inside.sum(axis=2)
             stop = (n_in >= 1) & (n_in <= self.max_set_size)
             found = stop.any(axis=0)
@@ -284,20 +301,10 @@ class Conformal(ExitPolicy):
         return {
             "coverage": float(covered.mean()) if dec.N else None,
             "mean_set_size": float(size.mean()) if dec.N else None,
-            "target_coverage": 1.0 - self.alpha,
+            "target_coverage": 1.0 - self.alpha_,
         }
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
-        check_checkpoints(self.checkpoints, T_max)
+        self.check_fitted()
+        check_checkpoints(self.checkpoints_, T_max)
         return ConformalOnline(self, decoder, kappa)
-
-    @classmethod
-    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
-        out = []
-        for count in CHECKPOINT_COUNTS:
-            checkpoints = default_checkpoints(cal.T, count)
-            for correction in CORRECTIONS:
-                out += [cls.calibrate(cal, a, correction, checkpoints) for a in ALPHA_GRID]
-        # alpha = 0 drops no class, so it never stops early and always meets the target.
-        out.append(cls.calibrate(cal, 0.0, "bonferroni", default_checkpoints(cal.T, 4)))
-        return out

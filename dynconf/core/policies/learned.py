@@ -10,7 +10,8 @@ confidence like any other, and a sample exits at the first t with r_t > C; else 
 Cross-fitting, so that C is not chosen on data the model was trained on: calibration samples
 are split into ``folds`` (fixed seed); each fold's scores come from a model trained on the
 other folds, C is the fastest threshold on those out-of-fold scores meeting the target
-(the threshold rule's exact sweep), and the final model, used on every other split, is
+(the threshold rule's exact sweep over every distinct score; ``threshold`` given: that C),
+and the final model, used on every other split, is
 trained on all of calibration. On the calibration split itself the policy reports the
 out-of-fold scores (kept on the Decoded), so its calibration numbers are honest.
 
@@ -22,15 +23,13 @@ per model (sampled with a fixed seed), which bounds the cost at large N and T.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from dynconf.core.decoders import Decoded, get_decoder
 from dynconf.core.oracle import _oracle_steps
-from dynconf.core.policies.base import ExitPolicy, OnlineRule, check_floats, check_threshold
+from dynconf.core.policies.base import ExitPolicy, OnlineRule, check_threshold
 from dynconf.core.policies.patience import stable_steps
-from dynconf.core.policies.threshold import choose_threshold, threshold_cache
+from dynconf.core.policies.threshold import exact_choice, threshold_cache
 from dynconf.errors import DynconfError
 
 FEATURES = (
@@ -70,8 +69,8 @@ def split_features(conf: np.ndarray, pred: np.ndarray, T_max: int) -> list[np.nd
 
 def linear_score(features: list[np.ndarray], model: Learned) -> np.ndarray:
     """sigmoid(b + sum_f w_f (x_f - mean_f) / scale_f), summed in FEATURES order."""
-    acc = np.full(np.shape(features[0]), model.bias)
-    for x, w, m, s in zip(features, model.weights, model.means, model.scales, strict=True):
+    acc = np.full(np.shape(features[0]), model.bias_)
+    for x, w, m, s in zip(features, model.weights_, model.means_, model.scales_, strict=True):
         acc = acc + w * ((x - m) / s)
     return 1.0 / (1.0 + np.exp(-acc))
 
@@ -127,7 +126,7 @@ class LearnedOnline(OnlineRule):
         running_max = np.where(fresh, c, np.maximum(running_max, c))
         self.state = [c, answer, run, running_max]
         feats = feature_list(c, dc, changed, run, tf, running_max, self.T_max)
-        return linear_score(feats, self.policy) > self.policy.threshold
+        return linear_score(feats, self.policy) > self.policy.threshold_
 
     def keep(self, index):
         if self.state is not None:
@@ -137,41 +136,47 @@ class LearnedOnline(OnlineRule):
         pass  # a row at t = 1 ignores its previous state
 
 
-@dataclass
 class Learned(ExitPolicy):
-    """Threshold C on a cross-fitted logistic-regression stopping score (module doc)."""
+    """Threshold C on a cross-fitted logistic-regression stopping score (module doc).
 
-    threshold: float
-    weights: tuple[float, ...]
-    bias: float
-    means: tuple[float, ...]
-    scales: tuple[float, ...]
-    folds: int = FOLDS
+    The fit trains the model on calibration (``folds``-fold cross-fitting) and chooses C on
+    the out-of-fold scores (``threshold`` None) or keeps the given one."""
+
     name = "learned"
     summary = (
         "exit once a cross-fitted logistic-regression score of causal features (confidence, "
         "its change, answer stability, t) is above C"
     )
 
-    def __post_init__(self):
-        self.threshold = check_threshold(self.threshold)
-        self.weights = check_floats(self.weights, "weights")
-        self.means = check_floats(self.means, "means")
-        self.scales = check_floats(self.scales, "scales")
-        self.bias = float(self.bias)
-        if not len(self.weights) == len(self.means) == len(self.scales) == len(FEATURES):
-            raise DynconfError(f"learned needs {len(FEATURES)} weights, means and scales")
+    def __init__(self, threshold=None, folds: int = FOLDS):
+        self.threshold = threshold
+        self.folds = folds
 
     def describe(self) -> str:
-        return f"C={self.threshold:.4g}, {len(FEATURES)} features, {self.folds}-fold cross-fit"
+        self.check_fitted()
+        return f"C={self.threshold_:.4g}, {len(FEATURES)} features, {self.folds}-fold cross-fit"
+
+    @property
+    def params(self) -> dict:
+        self.check_fitted()
+        return {
+            "threshold": self.threshold_,
+            "weights": list(self.weights_),
+            "bias": self.bias_,
+            "means": list(self.means_),
+            "scales": list(self.scales_),
+            "folds": int(self.folds),
+        }
 
     def model_key(self) -> tuple:
-        return ("learned_oof", self.weights, self.bias, self.means, self.scales)
+        return ("learned_oof", self.weights_, self.bias_, self.means_, self.scales_)
 
-    def scored(self, dec: Decoded) -> Decoded:
+    def scored(self, dec: Decoded, out_of_fold: bool = True) -> Decoded:
         """dec with its confidence replaced by the model's score (out-of-fold on the split
-        the model was cross-fitted on), kept on dec."""
-        held = dec.cache.get(self.model_key()) or dec.cache.get(("learned", self.model_key()))
+        the model was cross-fitted on, unless ``out_of_fold`` is False), kept on dec."""
+        self.check_fitted()
+        held = dec.cache.get(self.model_key()) if out_of_fold else None
+        held = held or dec.cache.get(("learned", self.model_key()))
         if held is not None:
             return held
         scores = np.empty((dec.T, dec.N))
@@ -180,62 +185,64 @@ class Learned(ExitPolicy):
             hi = min(dec.N, lo + block)
             feats = split_features(dec.confidence[:, lo:hi], dec.prediction[:, lo:hi], dec.T)
             scores[:, lo:hi] = linear_score(feats, self)
-        out = Decoded(dec.decoder, dec.kappa, scores, dec.prediction, dec.correct, dec.labels)
+        out = dec.with_confidence(scores)
         dec.cache[("learned", self.model_key())] = out
         return out
 
     def exit_steps(self, dec: Decoded) -> np.ndarray:
-        return threshold_cache(self.scored(dec)).exit_steps(self.threshold)
+        return threshold_cache(self.scored(dec)).exit_steps(self.threshold_)
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
+        self.check_fitted()
         return LearnedOnline(self, decoder, kappa, T_max)
 
-    @classmethod
-    def train(cls, cal: Decoded, folds: int = FOLDS) -> Learned:
-        """Cross-fit on cal: the final model (threshold 1.0, i.e. never) with its out-of-fold
-        scores kept on cal for choosing C."""
+    def _set_model(self, params: tuple) -> None:
+        self.weights_, self.bias_, self.means_, self.scales_ = params
+
+    def _cross_fit(self, cal: Decoded) -> None:
+        """Train on cal: the final model, with its out-of-fold scores kept on cal."""
+        folds = int(self.folds)
         if folds < 2 or folds > cal.N:
             raise DynconfError(f"learned needs at least {max(folds, 2)} calibration samples")
         key = ("learned_fit", folds)
-        if key in cal.cache:
-            return cal.cache[key]
-        rng = np.random.default_rng(SEED)
-        safe = _oracle_steps(cal, "stays_correct")[None, :] <= np.arange(1, cal.T + 1)[:, None]
-        conf, pred = cal.confidence, cal.prediction
-        fold_of = rng.permutation(cal.N) % folds
-        oof = np.empty((cal.T, cal.N))
-        for k in range(folds):
-            held_out = np.flatnonzero(fold_of == k)
-            params = _train(conf, pred, safe, cal.T, np.flatnonzero(fold_of != k), rng)
-            part = cls(1.0, *params, folds=folds)
-            feats = split_features(conf[:, held_out], pred[:, held_out], cal.T)
-            oof[:, held_out] = linear_score(feats, part)
-        final = cls(1.0, *_train(conf, pred, safe, cal.T, np.arange(cal.N), rng), folds=folds)
-        cal.cache[final.model_key()] = Decoded(
-            cal.decoder, cal.kappa, oof, cal.prediction, cal.correct, cal.labels
-        )
-        cal.cache[key] = final
-        return final
+        if key not in cal.cache:
+            rng = np.random.default_rng(SEED)
+            steps = np.arange(1, cal.T + 1)[:, None]
+            safe = _oracle_steps(cal, "stays_correct")[None, :] <= steps
+            conf, pred = cal.confidence, cal.prediction
+            fold_of = rng.permutation(cal.N) % folds
+            oof = np.empty((cal.T, cal.N))
+            part = Learned(folds=folds)
+            for k in range(folds):
+                held_out = np.flatnonzero(fold_of == k)
+                part._set_model(_train(conf, pred, safe, cal.T, np.flatnonzero(fold_of != k), rng))
+                feats = split_features(conf[:, held_out], pred[:, held_out], cal.T)
+                oof[:, held_out] = linear_score(feats, part)
+            final = _train(conf, pred, safe, cal.T, np.arange(cal.N), rng)
+            cal.cache[key] = (final, oof)
+        final, oof = cal.cache[key]
+        self._set_model(final)
+        cal.cache[self.model_key()] = cal.with_confidence(oof)
 
-    @classmethod
-    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
-        model = cls.train(cal)
-        grid = threshold_cache(model.scored(cal)).default_thresholds(400)
-        return [cls(float(c), *model._model_fields()) for c in np.union1d(grid, [1.0])]
+    def fit(self, cal: Decoded, tolerance: float = 0.0) -> Learned:
+        self.clear_fit()
+        self._cross_fit(cal)
+        if self.threshold is not None:
+            self.threshold_ = check_threshold(self.threshold)
+        else:
+            # The generic choice over the out-of-fold scores, exact over every cut.
+            self.threshold_ = exact_choice(self.scored(cal), tolerance)[0]
+        return self
 
-    @staticmethod
-    def all_cuts(scored: Decoded) -> np.ndarray:
-        """Every threshold at which some exit changes: the distinct record values (the
-        scores bunch near 1, where an even grid is too coarse)."""
-        return np.unique(threshold_cache(scored).rec_values)
-
-    @classmethod
-    def fit(cls, cal: Decoded, tolerance: float = 0.0) -> ExitPolicy:
-        # The generic choice over the out-of-fold scores, from one exact sweep over every cut.
-        model = cls.train(cal)
-        scored = model.scored(cal)
-        choice = choose_threshold(scored, tolerance, cls.all_cuts(scored))
-        return cls(float(choice.sweep.thresholds[choice.index]), *model._model_fields())
-
-    def _model_fields(self) -> tuple:
-        return (self.weights, self.bias, self.means, self.scales, self.folds)
+    def candidates(self, cal: Decoded) -> list[ExitPolicy]:
+        if not self.is_fitted:
+            self.fit(cal)
+        # The final model's own scores: the same grid whether or not this process holds the
+        # out-of-fold scores (a fit read back from the cache does not).
+        grid = threshold_cache(self.scored(cal, out_of_fold=False)).default_thresholds(400)
+        out = []
+        for c in np.union1d(grid, [1.0]):
+            policy = Learned(float(c), self.folds)
+            policy.set_fitted({**self.fitted_state(), "threshold_": float(c)})
+            out.append(policy)
+        return out

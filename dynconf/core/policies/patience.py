@@ -7,21 +7,22 @@ has held for k steps trades a little latency for fewer such exits.
 Patience k with threshold C is the threshold rule on a masked confidence: c_t where the
 answer has held for k steps, -inf elsewhere (never above any C). So it reuses the threshold
 rule's exact O(N log T) machinery and sweeps, one masked copy per k (kept on dec.cache).
+The fit is exhaustive: for each k of PATIENCE_GRID (or the given k) one sorted sweep over
+every distinct masked confidence finds the best C exactly, and the best (k, C) is kept
+(ties: more correct, then the larger k and the higher C, the more conservative).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from dynconf.core.decoders import Decoded, get_decoder
-from dynconf.core.policies.base import ExitPolicy, OnlineRule, check_threshold
-from dynconf.core.policies.threshold import threshold_cache
+from dynconf.core.policies.base import ExitPolicy, OnlineRule, accuracy_needed, check_threshold
+from dynconf.core.policies.threshold import exact_choice, threshold_cache
 from dynconf.errors import DynconfError
 
 PATIENCE_GRID = (1, 2, 3, 4, 6, 8)
-THRESHOLDS_PER_K = 400
+THRESHOLDS_PER_K = 400  # display candidates per k for the policy's front
 
 
 def stable_steps(prediction: np.ndarray) -> np.ndarray:
@@ -33,16 +34,19 @@ def stable_steps(prediction: np.ndarray) -> np.ndarray:
     return run
 
 
-def masked(dec: Decoded, k: int) -> Decoded:
-    """dec with its confidence set to -inf where the answer has not held for k steps."""
+def masked(dec: Decoded, k: int, keep: bool = True) -> Decoded:
+    """dec with its confidence set to -inf where the answer has not held for k steps (kept
+    on dec unless ``keep`` is False: a fit looks at every k but keeps only the chosen one)."""
     key = ("patience", k)
-    if key not in dec.cache:
-        held = stable_steps(dec.prediction) >= k
-        confidence = np.where(held, dec.confidence, -np.inf)
-        dec.cache[key] = Decoded(
-            dec.decoder, dec.kappa, confidence, dec.prediction, dec.correct, dec.labels
-        )
-    return dec.cache[key]
+    if key in dec.cache:
+        return dec.cache[key]
+    if "stable_steps" not in dec.cache:
+        dec.cache["stable_steps"] = stable_steps(dec.prediction)
+    held = dec.cache["stable_steps"] >= k
+    out = dec.with_confidence(np.where(held, dec.confidence, -np.inf))
+    if keep:
+        dec.cache[key] = out
+    return out
 
 
 class PatienceOnline(OnlineRule):
@@ -71,33 +75,68 @@ class PatienceOnline(OnlineRule):
             self.run[rows] = 0
 
 
-@dataclass
-class Patience(ExitPolicy):
-    """Threshold C, and the answer unchanged for the last k steps."""
+def check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, float, np.integer)) or int(k) != k or k < 1:
+        raise DynconfError(f"patience k must be an integer >= 1, got {k!r}")
+    return int(k)
 
-    threshold: float
-    k: int = 2
+
+class Patience(ExitPolicy):
+    """Threshold C, and the answer unchanged for the last k steps (None: chosen by the fit)."""
+
     name = "patience"
     summary = "exit once the confidence is above C and the answer has held for k steps"
 
-    def __post_init__(self):
-        self.threshold = check_threshold(self.threshold)
-        if isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1:
-            raise DynconfError(f"patience k must be an integer >= 1, got {self.k!r}")
-        self.k = int(self.k)
+    def __init__(self, threshold: float | None = None, k: int | None = None):
+        self.threshold = threshold
+        self.k = k
+
+    def ready(self) -> bool:
+        return self.threshold is not None and self.k is not None
+
+    def fit_given(self) -> None:
+        self.threshold_ = check_threshold(self.threshold)
+        self.k_ = check_k(self.k)
+
+    def fit(self, cal: Decoded, tolerance: float = 0.0) -> Patience:
+        self.clear_fit()
+        if self.ready():
+            self.fit_given()
+            return self
+        ks = [check_k(self.k)] if self.k is not None else [k for k in PATIENCE_GRID if k <= cal.T]
+        need, best, best_key = accuracy_needed(cal, tolerance), None, None
+        for k in ks:
+            masked_dec = masked(cal, k, keep=False)
+            if self.threshold is not None:
+                c = check_threshold(self.threshold)
+                latency, correct = threshold_cache(masked_dec).sweep_counts([c])
+                latency, correct = int(latency[0]), int(correct[0])
+                if correct < need:
+                    continue
+            else:
+                c, latency, correct = exact_choice(masked_dec, tolerance)
+            key = (latency, -correct, -k, -c)
+            if best_key is None or key < best_key:
+                best, best_key = (c, k), key
+            masked_dec.cache.clear()  # its ThresholdCache refers back to it: free it now
+        if best is None:
+            raise DynconfError("no patience k reaches the calibration target at this threshold")
+        self.threshold_, self.k_ = best
+        return self
 
     def exit_steps(self, dec: Decoded) -> np.ndarray:
-        return threshold_cache(masked(dec, self.k)).exit_steps(self.threshold)
+        self.check_fitted()
+        return threshold_cache(masked(dec, self.k_)).exit_steps(self.threshold_)
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
-        return PatienceOnline(self.threshold, self.k, decoder, kappa)
+        self.check_fitted()
+        return PatienceOnline(self.threshold_, self.k_, decoder, kappa)
 
-    @classmethod
-    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
+    def candidates(self, cal: Decoded) -> list[ExitPolicy]:
         out = []
+        grid = np.union1d(threshold_cache(cal).default_thresholds(THRESHOLDS_PER_K), [1.0])
         for k in PATIENCE_GRID:
             if k > cal.T:
                 break
-            grid = threshold_cache(cal).default_thresholds(THRESHOLDS_PER_K)
-            out += [cls(float(c), k) for c in np.union1d(grid, [1.0])]
+            out += [Patience(float(c), k).fit(cal) for c in grid]
         return out

@@ -1,8 +1,10 @@
 """The one list of exit policies.
 
 The CLI (`evaluate --policy`), the engine's early exit and the policy comparisons read
-``POLICIES``. To add a policy, write a module in this folder with a dataclass subclass of
-``ExitPolicy`` (see base.py), then name it in the import and in the tuple below
+``POLICIES``. To add a policy, write a module in this folder with a subclass of
+``ExitPolicy`` following its protocol (base.py: hyperparameters in ``__init__``, ``fit``
+setting attributes that end in ``_``, ``exit_steps``, ``online``, ``candidates``), then name
+it in the import and in the tuple below
 (docs/ARCHITECTURE.md, "add an exit policy").
 """
 

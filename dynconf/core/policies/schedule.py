@@ -7,7 +7,10 @@ worth) each sample that exits at t is worth lambda * correct_t - t, and going fr
 step backwards each C_t is the calibration value that maximises the total worth when the
 samples above it exit at t and the others take what the later thresholds give them (exact:
 every distinct calibration confidence at t is a candidate cut). lambda is the operating
-parameter: the generic fit sweeps it and keeps the fastest schedule meeting the target.
+parameter: the fit sweeps it and keeps the fastest schedule meeting the target. With one
+threshold per step (the default) each step's calibration confidences are sorted once
+(SortedSteps) and every lambda's induction reuses that order: one cumulative sum per step
+and lambda, no sort.
 
 Free per-step thresholds overfit a few thousand calibration samples (each meets the target
 on calibration and loses on new data), so the fit is regularised: ``monotone`` asks each C_t
@@ -22,13 +25,16 @@ docs/POLICIES.md has the exact definition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 
 from dynconf.core.decoders import Decoded, get_decoder
-from dynconf.core.policies.base import ExitPolicy, OnlineRule, check_floats, json_floats
+from dynconf.core.policies.base import (
+    ExitPolicy,
+    OnlineRule,
+    check_floats,
+    fastest,
+    json_floats,
+)
 from dynconf.errors import DynconfError
 
 WEIGHT_GRID = tuple(float(w) for w in np.geomspace(4.0, 16384.0, 25))  # steps per correct
@@ -73,6 +79,46 @@ def block_starts(T: int, blocks: int | None) -> list[int]:
         raise DynconfError(f"schedule blocks must be a whole number >= 1, got {blocks!r}")
     bounds = np.unique(np.round(np.geomspace(1, T, int(blocks) + 1)).astype(int))
     return [int(b) - 1 for b in bounds[:-1]] if T > 1 else []
+
+
+class SortedSteps:
+    """Each step's calibration confidences sorted once, high to low, for every lambda.
+
+    ``cuts[t, j]`` is the threshold that exits the j highest at step t (1.0: nobody, -inf:
+    everybody), ``distinct[t, j]`` whether that set is {c_t > cut} (not inside a run of ties).
+    """
+
+    def __init__(self, dec: Decoded):
+        conf = dec.confidence
+        T, N = conf.shape
+        self.order = np.argsort(-conf, axis=1, kind="stable").astype(np.int32)
+        values = np.take_along_axis(conf, self.order, axis=1)
+        self.cuts = np.empty((T, N + 1))
+        self.cuts[:, 0], self.cuts[:, N] = 1.0, -np.inf
+        self.cuts[:, 1:N] = values[:, 1:]
+        self.distinct = np.ones((T, N + 1), bool)
+        self.distinct[:, 1:N] = values[:, :-1] > values[:, 1:]
+        self.correct = np.take_along_axis(dec.correct, self.order, axis=1)
+
+    def induction(self, dec: Decoded, weight: float, monotone: bool) -> tuple[float, ...]:
+        """fit_schedule with one threshold per step, from the shared order (same result)."""
+        T = dec.T
+        thresholds = np.full(T, -np.inf)
+        worth = weight * dec.correct[-1] - T
+        total = np.empty(dec.N + 1)
+        total[0] = 0.0
+        for t in range(T - 2, -1, -1):
+            order = self.order[t]
+            gain = weight * self.correct[t] - (t + 1.0) - worth[order]
+            np.cumsum(gain, out=total[1:])
+            valid = self.distinct[t]
+            if monotone and t + 1 < T - 1:
+                valid = valid & (self.cuts[t] >= thresholds[t + 1])
+            j = int(np.argmax(np.where(valid, total, -np.inf)))  # first maximum: fewest exits
+            thresholds[t] = self.cuts[t, j]
+            exited = order[:j]
+            worth[exited] = weight * dec.correct[t, exited] - (t + 1.0)
+        return tuple(float(c) for c in thresholds)
 
 
 def fit_schedule(
@@ -123,52 +169,90 @@ class ScheduleOnline(OnlineRule):
         return c > self.thresholds[np.minimum(t, len(self.thresholds)) - 1]
 
 
-@dataclass
-class Schedule(ExitPolicy):
-    """Thresholds C_1..C_T on the decoder's confidence, fitted with weight lambda."""
+def fitted_schedule(dec: Decoded, weight: float, blocks, monotone: bool) -> tuple[float, ...]:
+    """fit_schedule memoised on dec; per-step schedules through the shared SortedSteps."""
+    key = ("schedule", float(weight), blocks, bool(monotone))
+    if key not in dec.cache:
+        if blocks is None:
+            if "schedule_sorted" not in dec.cache:
+                dec.cache["schedule_sorted"] = SortedSteps(dec)
+            dec.cache[key] = dec.cache["schedule_sorted"].induction(dec, weight, monotone)
+        else:
+            dec.cache[key] = fit_schedule(dec, weight, blocks, monotone)
+    return dec.cache[key]
 
-    thresholds: tuple[float, ...]
-    weight: float | None = None  # lambda it was fitted with (None: given by hand)
-    blocks: int | None = None  # log-spaced blocks sharing a threshold (None: one per step)
-    monotone: bool = False  # fitted non-increasing in t
+
+class Schedule(ExitPolicy):
+    """Thresholds C_1..C_T on the decoder's confidence (module doc).
+
+    ``thresholds``: a schedule given by hand (no fit needed); else the fit runs the induction
+    at ``weight`` lambda (None: swept over WEIGHT_GRID, the fastest meeting the target kept),
+    with ``blocks`` log-spaced blocks sharing a threshold (None: one per step) and
+    ``monotone`` (non-increasing in t; the default, chosen by 5-fold cross-validation on
+    calibration, docs/POLICIES.md)."""
+
     name = "schedule"
     summary = "exit at the first step whose confidence is above that step's own threshold C_t"
-    # How the fit regularises the schedule (docs/POLICIES.md, "schedule"): non-increasing in
-    # t, one threshold per step. Chosen by 5-fold cross-validation on calibration only.
-    BLOCKS: ClassVar[int | None] = None
-    MONOTONE: ClassVar[bool] = True
 
-    def __post_init__(self):
-        self.thresholds = check_floats(self.thresholds, "schedule thresholds")
-        if not self.thresholds:
+    def __init__(self, weight=None, blocks=None, monotone: bool = True, thresholds=None):
+        self.weight = weight
+        self.blocks = blocks
+        self.monotone = monotone
+        self.thresholds = thresholds
+
+    def ready(self) -> bool:
+        return self.thresholds is not None
+
+    def fit_given(self) -> None:
+        thresholds = check_floats(self.thresholds, "schedule thresholds")
+        if not thresholds:
             raise DynconfError("a schedule needs at least one threshold")
+        self.thresholds_, self.weight_ = thresholds, None
+
+    def fit(self, cal: Decoded, tolerance: float = 0.0) -> Schedule:
+        self.clear_fit()
+        if self.ready():
+            self.fit_given()
+            return self
+        if self.weight is not None:
+            weight = float(self.weight)
+            self.thresholds_ = fitted_schedule(cal, weight, self.blocks, self.monotone)
+            self.weight_ = weight
+            return self
+        best = fastest(cal, tolerance, self.candidates(cal), self.name)
+        self.set_fitted(best.fitted_state())
+        return self
 
     @property
     def params(self) -> dict:
+        self.check_fitted()
         return {
-            "weight": self.weight,
+            "weight": self.weight_,
             "blocks": self.blocks,
-            "monotone": self.monotone,
-            "thresholds": json_floats(self.thresholds),
+            "monotone": bool(self.monotone),
+            "thresholds": json_floats(self.thresholds_),
         }
 
     def describe(self) -> str:
-        weight = "by hand" if self.weight is None else f"lambda={self.weight:.4g}"
+        self.check_fitted()
+        weight = "by hand" if self.weight_ is None else f"lambda={self.weight_:.4g}"
         shape = "per-step" if self.blocks is None else f"{self.blocks}-block"
         return f"{weight}, {'monotone ' if self.monotone else ''}{shape} thresholds"
 
     def exit_steps(self, dec: Decoded) -> np.ndarray:
-        return first_above(dec.confidence, check_schedule(self.thresholds, dec.T))
+        self.check_fitted()
+        return first_above(dec.confidence, check_schedule(self.thresholds_, dec.T))
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
-        check_schedule(self.thresholds, T_max)
-        return ScheduleOnline(self.thresholds, decoder, kappa)
+        self.check_fitted()
+        check_schedule(self.thresholds_, T_max)
+        return ScheduleOnline(self.thresholds_, decoder, kappa)
 
-    @classmethod
-    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
-        blocks, monotone = cls.BLOCKS, cls.MONOTONE
+    def candidates(self, cal: Decoded) -> list[ExitPolicy]:
+        weights = WEIGHT_GRID if self.weight is None else (float(self.weight),)
         fitted = [
-            cls(fit_schedule(cal, w, blocks, monotone), w, blocks, monotone) for w in WEIGHT_GRID
+            Schedule(w, self.blocks, self.monotone).fit(cal, 0.0) for w in weights
         ]
         # The last candidate never exits early, so some candidate always meets the target.
-        return [*fitted, cls((1.0,) * cal.T, None, blocks, monotone)]
+        never = Schedule(None, self.blocks, self.monotone, (1.0,) * cal.T).fit(cal)
+        return [*fitted, never]

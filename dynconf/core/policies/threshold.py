@@ -1,6 +1,6 @@
 """The threshold rule (Dynamic Confidence as published): exit at the first t with c_t > C.
 
-tau_i = min{t : c_{i,t} > C} (strict), T if never (method.md section 3).
+tau_i = min{t : c_{i,t} > C} (strict), T if never (docs/METHOD.md section 3).
 
 How one threshold is fast and a sweep is exact. For each sample keep only its "records": the
 steps where the running maximum of c strictly increases (step 1 always is one). The first step
@@ -53,6 +53,7 @@ class ThresholdCache:
         self._columns = np.arange(N)
         self.baseline_counts = baseline_counts(dec)  # [T] correct at fixed t
         self._events = None  # built on the first sweep
+        self._order = None  # the records' order by value, when known before that sweep
 
     # -- one threshold
 
@@ -99,7 +100,35 @@ class ThresholdCache:
 
     # -- many thresholds
 
-    def _build_events(self):
+    @classmethod
+    def from_records(cls, dec: Decoded, counts, rec_steps, order=None) -> ThresholdCache:
+        """The cache rebuilt from what :meth:`records` gave (records per sample, their steps,
+        the sweep's order of records by value), without the scans and the sort."""
+        self = cls.__new__(cls)
+        self.dec, self.T, self.N = dec, dec.T, dec.N
+        counts = np.asarray(counts, np.int64)
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+        self.rec_steps = np.asarray(rec_steps, np.int32)
+        sample = np.repeat(np.arange(dec.N), counts)
+        self.rec_values = dec.confidence[self.rec_steps - 1, sample]
+        self._search_rounds = int(counts.max()).bit_length() if dec.N else 0
+        self._flat_correct = dec.correct.reshape(-1)
+        self._columns = np.arange(dec.N)
+        self.baseline_counts = baseline_counts(dec)
+        self._events = None
+        self._order = None if order is None else np.asarray(order)  # int32 indexes too
+        return self
+
+    def records(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(records per sample, their steps, the order of records by value): enough for
+        :meth:`from_records` to rebuild this cache (e.g. from a disk cache)."""
+        order = np.argsort(self.rec_values)
+        if self._events is None:
+            self._build_events(order)
+        return self.ends - self.starts, self.rec_steps, order
+
+    def _build_events(self, order=None):
         T = self.T
         steps = self.rec_steps
         next_steps = np.empty_like(steps)
@@ -110,7 +139,11 @@ class ThresholdCache:
         flat_next = (next_steps.astype(np.int64) - 1) * self.N + sample
         d_latency = (next_steps - steps).astype(np.int64)
         d_correct = self._flat_correct[flat_next].astype(np.int64) - self._flat_correct[flat_now]
-        order = np.argsort(self.rec_values)  # ties need no order: they pass together
+        if order is None:
+            order = self._order
+        if order is None:
+            order = np.argsort(self.rec_values)  # ties need no order: they pass together
+        self._order = None
         zero = np.zeros(1, np.int64)
         self._events = (
             self.rec_values[order],
@@ -132,9 +165,17 @@ class ThresholdCache:
         n_correct = self.baseline_counts[0] + cum_correct[passed]
         return latency_sum, n_correct
 
+    def exact_thresholds(self) -> np.ndarray:
+        """Every threshold at which some exit changes: the distinct record values, with 0.0
+        (below every confidence of a decoder whose values exceed 0: all exit at step 1) and
+        1.0 (no confidence exceeds it: nobody exits early). Any other C exits exactly as the
+        largest of these below it, so a search over these is exhaustive."""
+        return np.union1d(self.rec_values, [0.0, 1.0])
+
     def default_thresholds(self, n: int = 1000) -> np.ndarray:
-        """A grid of about n thresholds: half evenly spaced on [0, 1], half at quantiles of
-        the distinct record values (where the policy actually changes)."""
+        """A grid of about n thresholds for display (the browser's slider, ``sweep``): half
+        evenly spaced on [0, 1], half at quantiles of the distinct record values (where the
+        policy changes). Fits search exact_thresholds instead."""
         n = max(int(n), 2)
         values = np.unique(self.rec_values)
         ranks = np.linspace(0, len(values) - 1, num=min(len(values), n // 2)).round()
@@ -181,36 +222,44 @@ class ThresholdOnline(OnlineRule):
         return c > self.threshold
 
 
-@dataclass
 class Threshold(ExitPolicy):
-    """Dynamic Confidence: stop once the confidence is above C."""
+    """Dynamic Confidence: stop once the confidence is above C (``threshold``; None: the fit
+    chooses it exactly, over every distinct calibration confidence)."""
 
-    threshold: float
     name = "threshold"
     summary = "exit at the first step whose confidence is above C"
 
-    def __post_init__(self):
-        self.threshold = check_threshold(self.threshold)
+    def __init__(self, threshold: float | None = None):
+        self.threshold = threshold
+
+    def ready(self) -> bool:
+        return self.threshold is not None
+
+    def fit_given(self) -> None:
+        self.threshold_ = check_threshold(self.threshold)
+
+    def fit(self, cal: Decoded, tolerance: float = 0.0) -> Threshold:
+        self.clear_fit()
+        if self.ready():
+            self.fit_given()
+        else:
+            self.threshold_ = exact_choice(cal, tolerance)[0]
+        return self
 
     def exit_steps(self, dec: Decoded) -> np.ndarray:
-        return threshold_cache(dec).exit_steps(self.threshold)
-
-    def evaluate(self, dec: Decoded, spikes=None, neurons=None, synops=None) -> PolicyResult:
-        return threshold_cache(dec).evaluate(self.threshold, spikes, neurons, synops=synops)
+        self.check_fitted()
+        return threshold_cache(dec).exit_steps(self.threshold_)
 
     def online(self, decoder: str, kappa: float | None, T_max: int) -> OnlineRule:
-        return ThresholdOnline(self.threshold, decoder, kappa)
+        self.check_fitted()
+        return ThresholdOnline(self.threshold_, decoder, kappa)
 
-    @classmethod
-    def candidates(cls, cal: Decoded) -> list[ExitPolicy]:
+    def describe(self) -> str:
+        return f"C={self.params['threshold']:.4g}"
+
+    def candidates(self, cal: Decoded) -> list[ExitPolicy]:
         grid = np.union1d(threshold_cache(cal).default_thresholds(), [1.0])
-        return [cls(float(c)) for c in grid]
-
-    @classmethod
-    def fit(cls, cal: Decoded, tolerance: float = 0.0) -> ExitPolicy:
-        # The same choice as the generic fit, from one exact sweep instead of a loop.
-        choice = choose_threshold(cal, tolerance)
-        return cls(float(choice.sweep.thresholds[choice.index]))
+        return [Threshold(float(c)).fit(cal) for c in grid]
 
 
 @dataclass
@@ -222,6 +271,34 @@ class ThresholdChoice:
     need: int  # correct calibration samples required
 
 
+def exact_choice(cal: Decoded, tolerance: float = 0.0) -> tuple[float, int, int]:
+    """(C, latency sum, correct) of the exact choice: the lowest-latency threshold over every
+    distinct candidate (exact_thresholds) meeting the target, ties: more correct, then the
+    higher C. One pass over the sorted records: raising C past a record value moves exits
+    by known amounts (ThresholdCache._build_events), so each distinct value's outcome is a
+    cumulative sum read at the last record with that value."""
+    need = accuracy_needed(cal, tolerance)
+    cache = threshold_cache(cal)
+    if cache._events is None:
+        cache._build_events()
+    values, cum_latency, cum_correct = cache._events
+    last = np.flatnonzero(np.append(values[1:] != values[:-1], True))  # per distinct value
+    below = values[0] > 0.0  # C = 0 passes no record: every sample exits at step 1
+    head = 1 if below else 0
+    thresholds = np.concatenate([np.zeros(head), values[last], [1.0]])
+    passed = np.concatenate([np.zeros(head, np.int64), last + 1, [len(values)]])
+    if values[-1] >= 1.0:  # 1.0 is already a record value: no separate candidate
+        thresholds, passed = thresholds[:-1], passed[:-1]
+    latency = cal.N + cum_latency[passed]
+    correct = cache.baseline_counts[0] + cum_correct[passed]
+    ok = np.flatnonzero(correct >= need)
+    if ok.size == 0:
+        raise DynconfError("no threshold reaches the calibration target")
+    fastest = ok[latency[ok] == latency[ok].min()]
+    best = fastest[correct[fastest] == correct[fastest].max()][-1]  # the highest C
+    return float(thresholds[best]), int(latency[best]), int(correct[best])
+
+
 def choose_threshold(
     cal: Decoded,
     tolerance: float = 0.0,
@@ -229,15 +306,21 @@ def choose_threshold(
     acc_slack: float = ACC_SLACK,
     lat_slack: float = LAT_SLACK,
 ) -> ThresholdChoice:
-    """Lowest-latency swept threshold whose calibration accuracy >= baseline at T_max -
-    tolerance (ties: more correct, then the higher, more conservative threshold). The grid
-    always contains 1.0, which never exits early and so always meets the target."""
+    """Lowest-latency threshold whose calibration accuracy >= baseline at T_max - tolerance
+    (ties: more correct, then the higher, more conservative threshold), searched over
+    ``thresholds``; by default exactly, over every distinct candidate (exact_choice), with
+    the sweep drawn on the display grid plus that choice. The candidates always include
+    1.0, which never exits early and so always meets the target."""
     need = accuracy_needed(cal, tolerance)
     cache = threshold_cache(cal)
+    exact = None
     if thresholds is None:
-        thresholds = cache.default_thresholds()
+        exact = exact_choice(cal, tolerance)[0]
+        thresholds = np.append(cache.default_thresholds(), exact)
     grid = np.union1d(np.asarray(thresholds, dtype=np.float64), [1.0])
     sw = cache.sweep(grid, acc_slack, lat_slack)
+    if exact is not None:
+        return ThresholdChoice(sw, int(np.searchsorted(sw.thresholds, exact)), need)
     idx = np.flatnonzero(sw.n_correct >= need)
     best = idx[np.lexsort((-sw.thresholds[idx], -sw.n_correct[idx], sw.mean_latency[idx]))[0]]
     return ThresholdChoice(sw, int(best), need)

@@ -2,7 +2,7 @@
 
 A dataset is a set of named splits (``train``, ``calibration``, ``test``). The
 ``calibration`` split is held out of the training images and never trained on: Dynamic
-Confidence thresholds are chosen there and reported on ``test`` (method.md section 4).
+Confidence thresholds are chosen there and reported on ``test`` (docs/METHOD.md section 4).
 
 Two kinds of split give the same batches, ``(normalised float NCHW images, labels, positions
 in the split)``: an ``ArraySplit`` holds small datasets (digits, CIFAR-10) decoded once as a
@@ -245,12 +245,53 @@ def crop_and_flip(x: torch.Tensor, rng: np.random.Generator, pad: int = 4) -> to
     return padded.flatten(2).gather(2, index).view(n, c, h, w)
 
 
+# How a split's pixels become inputs: "normalize", the dataset's own (pixels scaled to [0, 1],
+# then (x - mean) / std per channel, what dynconf's models train on), or "none", the raw
+# pixels in [0, 1] (what rate coding and networks trained on x / scale take).
+TRANSFORMS = ("normalize", "none")
+
+
+def with_transform(split, transform: str):
+    """``split`` with its pixels served under ``transform`` (see TRANSFORMS)."""
+    if transform not in TRANSFORMS:
+        raise DataError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
+    if transform == "normalize":
+        return split
+    zeros, ones = (0.0,) * len(split.mean), (1.0,) * len(split.mean)
+    if isinstance(split, ArraySplit):  # (x - 0) / 1 is x / scale exactly
+        return ArraySplit(split.name, split.images, split.labels, split.ids, zeros, ones,
+                          split.scale)  # fmt: skip
+    return StreamedSplit(split.name, split.root, zeros, ones, split.image_size, split.workers,
+                         indices=split.ids)  # fmt: skip
+
+
+def describe_transform(split, transform: str) -> str:
+    """In words, what ``transform`` does to ``split``'s pixels (stored in a run's meta)."""
+    if isinstance(split, ArraySplit):
+        text = f"pixels / {split.scale:g}"
+    else:
+        resize = int(split.image_size * 256 / 224)
+        text = f"resize to {resize}, centre crop {split.image_size}, pixels / 255"
+    if transform == "normalize":
+        return text + f", then (x - mean) / std with mean {list(split.mean)}, std {list(split.std)}"
+    return text + " (raw pixels in [0, 1])"
+
+
 @dataclass
 class Dataset:
     name: str
     classes: list[str]
     splits: dict[str, ArraySplit | StreamedSplit]
     id_scheme: str  # how a run's sample ids map back to images, stored in run meta
+
+    def transform(self, name: str = "normalize") -> str:
+        """What the transform ``name`` does to this dataset's pixels, in words."""
+        return describe_transform(next(iter(self.splits.values())), name)
+
+    def with_transform(self, name: str) -> Dataset:
+        """The same splits served under the transform ``name`` (TRANSFORMS)."""
+        splits = {key: with_transform(split, name) for key, split in self.splits.items()}
+        return Dataset(self.name, self.classes, splits, self.id_scheme)
 
 
 def stratified_holdout(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -309,11 +350,19 @@ def decode_images(files: list[Path]) -> np.ndarray:
     """Every image file as one uint8 [N, H, W, 3] array; all must have the same size."""
     from PIL import Image
 
-    first = np.asarray(Image.open(files[0]).convert("RGB"))
+    from dynconf.core.safeopen import open_regular
+
+    def decode(f: Path) -> np.ndarray:  # a regular file only: a FIFO would block the reader
+        with open_regular(f, "image", DataError) as fh:
+            return np.asarray(Image.open(fh).convert("RGB"))
+
+    first = decode(files[0])
     out = np.empty((len(files), *first.shape), dtype=np.uint8)
     for i, f in enumerate(files):
         try:
-            img = np.asarray(Image.open(f).convert("RGB"))
+            img = decode(f)
+        except DataError:
+            raise
         except Exception as exc:  # a corrupt image must name itself
             raise DataError(f"cannot decode image {f}: {exc}") from exc
         if img.shape != first.shape:

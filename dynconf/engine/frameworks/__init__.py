@@ -2,23 +2,32 @@
 
 Each framework is one module here with ``claims(model)`` (does this model look like one of
 ours? answered without importing the framework) and an ``Adapter`` subclass (base.py) that
-resets, steps and counts spikes. ``record_run`` (dynconf/engine/record.py) and the `record`
-command read this registry; ``framework="auto"`` asks each module in order. Importing this
+resets, steps and counts spikes; dynconf's own QCFS SNN is one of them (qcfs.py), so
+`simulate` is `record` with that adapter. ``record_run`` (dynconf/engine/record.py) and the
+`record` command read this registry; ``framework="auto"`` asks each module in order. Importing this
 package imports neither SpikingJelly nor snnTorch: an adapter imports its framework when it
 is made.
 """
 
 from __future__ import annotations
 
-from dynconf.engine.frameworks import snntorch, spikingjelly, stepper
+from dynconf.engine.frameworks import qcfs, snntorch, spikingjelly, stepper
 from dynconf.engine.frameworks.base import Adapter
-from dynconf.engine.frameworks.encoders import ENCODERS, Frames, poisson_seed
+from dynconf.engine.frameworks.encoders import (
+    ENCODERS,
+    CallableEncoder,
+    Encoder,
+    Frames,
+    make_encoder,
+    poisson_seed,
+)
 from dynconf.errors import DynconfError
 
 # name -> (claims(model), adapter class, pip packages it needs); "auto" tries them in order
 FRAMEWORKS = {
     "spikingjelly": (spikingjelly.claims, spikingjelly.SpikingJellyAdapter, "spikingjelly loguru"),
     "snntorch": (snntorch.claims, snntorch.SnnTorchAdapter, "snntorch"),
+    "qcfs": (qcfs.claims, qcfs.QcfsAdapter, None),
     "callable": (stepper.claims, stepper.StepperAdapter, None),
 }
 
@@ -53,8 +62,11 @@ def make_adapter(
     readout=None,
     count_spikes=True,
     count_synops=False,
+    steps_itself=False,
+    **options,
 ) -> Adapter:
-    """The adapter that drives ``model`` (``framework="auto"``: detected)."""
+    """The adapter that drives ``model`` (``framework="auto"``: detected); ``options`` go to
+    the adapter's constructor (``qcfs``: ``ann=``, ``chunk=``)."""
     if framework == "auto":
         framework = detect_framework(model)
     if framework not in FRAMEWORKS:
@@ -76,6 +88,8 @@ def make_adapter(
             readout=readout,
             count_spikes=count_spikes,
             count_synops=count_synops,
+            steps_itself=steps_itself,
+            **options,
         )
     except ModuleNotFoundError as exc:
         raise DynconfError(
@@ -88,7 +102,10 @@ __all__ = [
     "ENCODERS",
     "FRAMEWORKS",
     "Adapter",
+    "CallableEncoder",
+    "Encoder",
     "Frames",
+    "make_encoder",
     "detect_framework",
     "framework_names",
     "make_adapter",

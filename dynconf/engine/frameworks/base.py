@@ -151,8 +151,17 @@ class Adapter:
     package: str | None = None  # distribution whose version goes into the run's meta
     readouts: tuple[str, ...] = ("output",)  # named readouts this framework understands
 
+    seconds_key = "recording_seconds"  # the run's created.<key>: compute time of the batches
+
     def __init__(
-        self, model, *, step_mode=None, readout=None, count_spikes=True, count_synops=False
+        self,
+        model,
+        *,
+        step_mode=None,
+        readout=None,
+        count_spikes=True,
+        count_synops=False,
+        steps_itself=False,
     ):
         self.model = model
         self.multi_step = False
@@ -167,6 +176,7 @@ class Adapter:
         self.requested_step_mode = step_mode  # None (the model's own), "s" or "m"
         self.count_spikes = bool(count_spikes)
         self.count_synops = bool(count_synops)
+        self.steps_itself = bool(steps_itself)
         self.setup()
 
     # --------------------------------------------------------------- what subclasses define
@@ -194,6 +204,19 @@ class Adapter:
         if self.counter is None:
             return None
         return self.counter.take(raw, multi, T, batch)
+
+    def extras(self, x, y) -> dict:
+        """Per-batch numbers besides the arrays (summed over a split into the run's meta)."""
+        return {}
+
+    def run_meta(self, extras: dict[str, dict], sizes: dict[str, int]) -> dict:
+        """What the summed ``extras`` of each split (``{split: {name: sum}}``) put in the run's
+        meta; ``sizes``: samples per split."""
+        return {}
+
+    def hidden_neurons(self) -> int | None:
+        """The hidden neuron count, where the adapter knows it without a spike counter."""
+        return None
 
     # --------------------------------------------------------------- shared
 
@@ -225,48 +248,94 @@ class Adapter:
         """Reset, drive the network for T steps, reset again; returns CPU float32 outputs
         ``[T, B, K]``, hidden spikes ``[T, B]`` and synaptic operations int64 ``[T, B]`` (each
         None when not counted)."""
+        self.reset()
+        try:
+            if self.steps_itself:
+                return self._record_self_stepping(frames)
+            if self.multi_step:
+                return self._record_multi_step(frames)
+            return self._record_single_step(frames)
+        finally:
+            self.reset()
+
+    def _call(self, x, what: str):
+        """One call of the network; a failure inside it is one line that names the likely fix."""
+        try:
+            return self.forward(x)
+        except RuntimeError as exc:
+            reason = " ".join(str(exc).split())
+            raise DynconfError(
+                f"the network failed on {what} of shape {tuple(x.shape)} ({reason}); "
+                f"{SELF_STEPPING_HINT}"
+            ) from None
+
+    def _record_multi_step(self, frames: Frames):
         import torch
 
         T, B = frames.T, frames.batch
-        self.reset()
-        synops = None
-        try:
-            if self.multi_step:
-                if self.synops is not None:
-                    self.synops.begin(T, B)
-                raw = self.forward(frames.sequence())
-                z = check_scores(self.scores(raw), (T, B), "the multi-step output")
-                outputs = z.detach().to("cpu", torch.float32).clone()
-                spikes = self.step_spikes(raw, True, T, B)
-                spikes = None if spikes is None else spikes.to("cpu", torch.float64)
-                if self.synops is not None:
-                    synops = self.synops.take().cpu()
-            else:
-                outputs, spikes = None, None
-                if self.synops is not None:
-                    synops = torch.zeros((T, B), dtype=torch.int64)
-                for t in range(T):
-                    if self.synops is not None:
-                        self.synops.begin(1, B)
-                    raw = self.forward(frames.at(t))
-                    if self.synops is not None:
-                        synops[t].copy_(self.synops.take()[0])
-                    z = check_scores(self.scores(raw), (B,), f"the output at step {t + 1}")
-                    if outputs is None:
-                        outputs = torch.empty((T, B, z.shape[-1]), dtype=torch.float32)
-                    elif z.shape[-1] != outputs.shape[-1]:
-                        raise DynconfError(
-                            f"the output at step {t + 1} has {z.shape[-1]} classes, "
-                            f"step 1 had {outputs.shape[-1]}"
-                        )
-                    outputs[t].copy_(z.detach())
-                    counts = self.step_spikes(raw, False, T, B)
-                    if counts is not None:
-                        if spikes is None:
-                            spikes = torch.zeros((T, B), dtype=torch.float64)
-                        spikes[t].copy_(counts[0])
-        finally:
-            self.reset()
+        if self.synops is not None:
+            self.synops.begin(T, B)
+        raw = self._call(frames.sequence(), "[T, B, ...] frames")
+        z = check_scores(self.scores(raw), (T, B), "the multi-step output")
+        outputs = z.detach().to("cpu", torch.float32).clone()
+        spikes = self.step_spikes(raw, True, T, B)
+        spikes = None if spikes is None else spikes.to("cpu", torch.float64)
+        synops = None if self.synops is None else self.synops.take().cpu()
+        return outputs, spikes, synops
+
+    def _record_single_step(self, frames: Frames):
+        import torch
+
+        T, B = frames.T, frames.batch
+        outputs, spikes = None, None
+        synops = None if self.synops is None else torch.zeros((T, B), dtype=torch.int64)
+        for t in range(T):
+            if self.synops is not None:
+                self.synops.begin(1, B)
+            raw = self._call(frames.at(t), f"the frame of step {t + 1}")
+            if self.synops is not None:
+                synops[t].copy_(self.synops.take()[0])
+            z = check_scores(self.scores(raw), (B,), f"the output at step {t + 1}")
+            if outputs is None:
+                outputs = torch.empty((T, B, z.shape[-1]), dtype=torch.float32)
+            elif z.shape[-1] != outputs.shape[-1]:
+                raise DynconfError(
+                    f"the output at step {t + 1} has {z.shape[-1]} classes, "
+                    f"step 1 had {outputs.shape[-1]}"
+                )
+            outputs[t].copy_(z.detach())
+            counts = self.step_spikes(raw, False, T, B)
+            if counts is not None:
+                if spikes is None:
+                    spikes = torch.zeros((T, B), dtype=torch.float64)
+                spikes[t].copy_(counts[0])
+        return outputs, spikes, synops
+
+    def _record_self_stepping(self, frames: Frames):
+        """A model whose forward loops over time itself: called once with the batch, its
+        per-step outputs taken from the module that produced them (frameworks/selfstepping.py)."""
+        import torch
+
+        from dynconf.engine.frameworks.selfstepping import StepCapture
+
+        T, B = frames.T, frames.batch
+        if frames.encoder != "direct":
+            raise DynconfError("steps_itself=True: the model encodes its input itself (direct)")
+        # synaptic operations need to know each call's steps: a multi-step body's only
+        synops_counter = self.synops if self.multi_step else None
+        if synops_counter is not None:
+            synops_counter.begin(T, B)
+        with StepCapture(self.model, B) as capture:
+            try:
+                raw = self._call(frames.x, "[B, ...] inputs")
+            except DynconfError:  # a counter saw steps other than T: say why
+                capture.check_steps(T)
+                raise
+            per_step = capture.per_step(check_scores(self.scores(raw), (B,), "the output"), T)
+        outputs = per_step.detach().to("cpu", torch.float32).clone()
+        spikes = self.step_spikes(per_step, True, T, B)
+        spikes = None if spikes is None else spikes.to("cpu", torch.float64)
+        synops = None if synops_counter is None else synops_counter.take().cpu()
         return outputs, spikes, synops
 
     def describe(self) -> dict:
@@ -279,6 +348,8 @@ class Adapter:
         }
         if self.counter is not None:
             info["neuron_modules"] = len(self.counter.modules)
+        if self.steps_itself:
+            info["steps_itself"] = True
         return info
 
     def close(self) -> None:
@@ -286,6 +357,13 @@ class Adapter:
             self.counter.close()
         if self.synops is not None:
             self.synops.close()
+
+
+SELF_STEPPING_HINT = (
+    "if its forward loops over time itself (repeats the input T times and returns the mean), "
+    "record it with steps_itself=True (--steps-itself), or pass its per-step body instead "
+    "(for SpikingJelly's CSNN: net.conv_fc)"
+)
 
 
 def check_scores(z, lead: tuple[int, ...], what: str):
@@ -299,7 +377,10 @@ def check_scores(z, lead: tuple[int, ...], what: str):
     if z.ndim != len(lead) + 1 or tuple(z.shape[:-1]) != lead:
         hint = ""
         if len(lead) == 2 and z.ndim == 2:
-            hint = " (a multi-step network must return every step's output, not only the last)"
+            hint = (
+                " (a multi-step network must return every step's output, not only the last or "
+                f"the mean; {SELF_STEPPING_HINT})"
+            )
         raise DynconfError(
             f"{what} has shape {tuple(z.shape)}, expected {want}{sizes} "
             f"(one row of class scores per sample){hint}"

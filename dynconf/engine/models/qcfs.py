@@ -1,7 +1,7 @@
 """The QCFS activation: what makes a trained ANN convert to an SNN with little error.
 
 QCFS (quantisation-clip-floor-shift) replaces ReLU in the ANN so that the trained network
-converts to an integrate-and-fire SNN with little error (method.md section 6):
+converts to an integrate-and-fire SNN with little error (docs/METHOD.md section 6):
 
     h(z) = lambda * clip(floor(z * L / lambda + 1/2) / L, 0, 1)
 
