@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -44,6 +45,12 @@ def _prod(shape) -> int:
     return int(math.prod(int(s) for s in shape))
 
 
+# numpy parses a header with ast.literal_eval, and CPython 3.11's parser is not safe to run
+# in several threads at once ("AST constructor recursion depth mismatch"): the app's
+# sessions and threaded readers parse headers one at a time.
+_HEADER_PARSE = threading.Lock()
+
+
 def _read_header(f, where: str):
     """Parse a .npy header from an open binary file; refuse object dtypes before any data."""
     try:
@@ -51,12 +58,15 @@ def _read_header(f, where: str):
     except ValueError:
         raise RunFormatError(f"{where}: not a .npy array file") from None
     try:
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise RunFormatError(f"{where}: unsupported .npy format version {version}")
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        with _HEADER_PARSE:
+            shape, fortran, dtype = read(f)
     except (ValueError, SyntaxError, TypeError) as exc:
         raise RunFormatError(f"{where}: damaged .npy header ({exc})") from None
     if dtype.hasobject:
