@@ -2,8 +2,8 @@
 resolve.
 
 - No file of the tree (tracked or new, binary files and run data skipped) tells how the
-  project was developed: leases, lent machines, device time, upload-size limits, work-item
-  numbers, or the method brief that users never see.
+  project was made rather than what it does (the patterns below say which words), nor cites
+  the method brief that users never see.
 - README.md stays a page of recipes (at most 210 lines) and keeps the two set-up commands and
   the test command that .ci/run runs verbatim.
 - Every relative link in README.md and docs/ points at a file or folder that exists.

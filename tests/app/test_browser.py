@@ -437,7 +437,7 @@ def test_dataset_field_on_home_draws_no_link_and_fetches_nothing(server, browser
 
 
 def test_truncating_an_open_run_never_kills_the_server(server, browser, dashboard_runs):
-    """The issue's SIGBUS: the server had the run open, a file shrank, the next read died."""
+    """A file shrinking under a server that has the run open must never end in SIGBUS."""
     run = server["runs"] / "victim"
     shutil.copytree(dashboard_runs / "synth", run)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})

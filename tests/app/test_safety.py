@@ -319,7 +319,7 @@ def test_the_bomb_is_a_real_zip_of_that_size():
 
 
 def test_zip_bomb_upload_is_refused_without_inflating_or_writing(runs_root, tmp_path):
-    """A 3 MB .npz that inflates to 3 GB (the issue's upload): one clear error, no memory."""
+    """A 3 MB .npz that inflates to 3 GB: one clear error, no memory."""
     bomb = tmp_path / "bomb.npz"
     bomb.write_bytes(npz_bomb((64, 1_228_800, 10)))
     assert 2e6 < bomb.stat().st_size < 4e6
@@ -451,7 +451,7 @@ def test_300_character_run_name_in_the_simulate_form(runs_root, tmp_path):
 def test_run_name_in_the_url_is_shown_as_text(runs_root):
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["run"] = PAYLOAD
-    at.switch_page(page_path("explorer"))  # the issue's deep link: explorer?run=...
+    at.switch_page(page_path("explorer"))  # a deep link: explorer?run=...
     at.run()
     assert not at.exception
     assert at.title[0].value == "Threshold explorer"
