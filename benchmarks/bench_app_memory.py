@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_app_memory [--views 100] [--cache-mb 512] [--run cifar10_resnet20]
                                           [--in-process-only] [--skip-in-process]
+                                          [--baseline DIR]
 
 Two measurements on the shipped CIFAR-10 run (cached_runs/cifar10_resnet20, N = 10,000,
 T = 64), both cycling 8 decoder/split pairs (test and calibration, four decoders) and 60
@@ -17,8 +18,19 @@ kappas (geometric, 1 to 256), one new view per step:
   Debian's Chromium (Playwright) opening the explorer's deep link for each view in turn until
   its first chart is drawn and the rerun is over; the server's VmRSS after each view.
 
-The last line is one JSON object: cache_mb, views, per mode peak_mb, final_mb and
-over_budget_mb (peak minus the budget), and the per-view RSS lists.
+What the server's memory is bounded by: the cache's budget, plus a constant (the interpreter
+with Streamlit, numpy and Plotly loaded, the view being built before the cache evicts down to
+the budget, allocator slack). Streamlit keeps each disconnected session (one per deep link
+opened here) for two minutes with its session state and the download builders of its last
+rerun; those hold only keys and weak references (dynconf/app/state.py), so they add no
+view. ``--baseline DIR`` runs the same cycle first against another tree's app.py (an older
+version, for a before/after in one run).
+
+The last line is one JSON object: cache_mb, views, the load average before and after, per
+mode peak_mb, final_mb, over_budget_mb (peak minus the budget), final_over_budget_mb,
+slope_mb_per_view (least-squares slope of the RSS over the last half of the views: 0 when
+memory no longer grows), bounded (peak at most the budget + CONSTANT_MB and a slope under
+FLAT_MB_PER_VIEW), and the per-view RSS lists.
 """
 
 from __future__ import annotations
@@ -98,15 +110,16 @@ def run_in_process(run_dir: Path, count: int, cache_mb: float, release: bool) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def browser_cycle(run_dir: Path, count: int, cache_mb: float, tmp: Path) -> dict:
-    """The real server and Chromium (module doc)."""
+def browser_cycle(run_dir: Path, count: int, cache_mb: float, tmp: Path,
+                  app_root: Path = ROOT) -> dict:  # fmt: skip
+    """The real server (the app.py of ``app_root``) and Chromium (module doc)."""
     from tests.app.serve import launch_chromium, serve_app
 
     os.environ["DYNCONF_CACHE_MB"] = str(cache_mb)
     os.environ["DYNCONF_CACHE_DIR"] = str(tmp / "analysis-cache")
     out, seconds, missed = [], [], []
-    with serve_app(run_dir.parent, tmp / "work", tmp / "server.log") as server, \
-            launch_chromium() as browser:  # fmt: skip
+    serving = serve_app(run_dir.parent, tmp / "work", tmp / "server.log", app_root=app_root)
+    with serving as server, launch_chromium() as browser:
         pid = server["proc"].pid
         start = rss_mb(pid)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -144,9 +157,47 @@ def _wait_for_chart(page, timeout_ms: int = 120_000) -> bool:
         return False
 
 
+def slope(values: list[float]) -> float:
+    """Least-squares slope (per step) of ``values``; 0 for fewer than two."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    cov = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+    return cov / sum((i - mean_x) ** 2 for i in range(n))
+
+
+CONSTANT_MB = 250.0  # the server beyond its budget: 184 to 200 MB measured at 256 and 512 MB
+FLAT_MB_PER_VIEW = 1.0  # a slope below this over the last half of the views: no growth
+
+
 def summary(rss: list[float], cache_mb: float) -> dict:
     peak = max(rss)
-    return {"peak_mb": peak, "final_mb": rss[-1], "over_budget_mb": round(peak - cache_mb, 1)}
+    rate = slope(rss[len(rss) // 2 :])
+    return {
+        "peak_mb": peak,
+        "final_mb": rss[-1],
+        "over_budget_mb": round(peak - cache_mb, 1),
+        "final_over_budget_mb": round(rss[-1] - cache_mb, 1),
+        "slope_mb_per_view": round(rate, 2),
+        "bounded": peak <= cache_mb + CONSTANT_MB and rate < FLAT_MB_PER_VIEW,
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def server_cycle(run_dir: Path, args, app_root: Path, name: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="dynconf-memory-") as tmp:
+        got = browser_cycle(run_dir, args.views, args.cache_mb, Path(tmp), app_root)
+    out = {**summary(got["rss_mb"], args.cache_mb), **got}
+    print(f"{name}: start {got['rss_start_mb']:.0f} MB, peak {out['peak_mb']:.0f} MB, final "
+          f"{out['final_mb']:.0f} MB (budget {args.cache_mb:.0f} MB), slope over the last "
+          f"{len(got['rss_mb']) - len(got['rss_mb']) // 2} views "
+          f"{out['slope_mb_per_view']:+.2f} MB/view; bounded by the budget + "
+          f"{CONSTANT_MB:.0f} MB: {out['bounded']}", flush=True)  # fmt: skip
+    return out
 
 
 def main(argv=None) -> dict:
@@ -156,9 +207,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--run", default="cifar10_resnet20")
     parser.add_argument("--in-process-only", action="store_true")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a tree whose app.py is cycled first (before/after)")  # fmt: skip
     args = parser.parse_args(argv)
     run_dir = ROOT / "cached_runs" / args.run
-    result: dict = {"run": args.run, "views": args.views, "cache_mb": args.cache_mb}
+    result: dict = {"run": args.run, "views": args.views, "cache_mb": args.cache_mb,
+                    "load_before": load_average()}  # fmt: skip
     if not args.skip_in_process:
         for name, release in (("unreleased", False), ("released", True)):
             got = run_in_process(run_dir, args.views, args.cache_mb, release)
@@ -167,11 +221,11 @@ def main(argv=None) -> dict:
                   f"{got['rss_mb'][-1]:.0f} MB, cache counts at most "
                   f"{max(got['cache_counted_mb']):.0f} MB", flush=True)  # fmt: skip
     if not args.in_process_only:
-        with tempfile.TemporaryDirectory(prefix="dynconf-memory-") as tmp:
-            got = browser_cycle(run_dir, args.views, args.cache_mb, Path(tmp))
-        result["server"] = {**summary(got["rss_mb"], args.cache_mb), **got}
-        print(f"server: start {got['rss_start_mb']:.0f} MB, peak {max(got['rss_mb']):.0f} MB, "
-              f"final {got['rss_mb'][-1]:.0f} MB (budget {args.cache_mb:.0f} MB)")  # fmt: skip
+        if args.baseline is not None:
+            root = args.baseline.resolve()
+            result["server_baseline"] = server_cycle(run_dir, args, root, f"baseline ({root})")
+        result["server"] = server_cycle(run_dir, args, ROOT, "server")
+    result["load_after"] = load_average()
     print(json.dumps(result))
     return result
 

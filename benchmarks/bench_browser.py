@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_browser [--steps 12] [--n 50000] [--t 256] [--skip-big]
                                        [--legacy] [--tmp DIR]
-    python -m benchmarks.bench_browser --first-chart 4     # explorer vs a one-chart page
+    python -m benchmarks.bench_browser --first-chart 4 [--baseline DIR] [--empty-cache]
 
 Starts the app (tests/app/serve.py: ``streamlit run app.py`` on a free port) on the shipped
 CIFAR-10 run (cached_runs/cifar10_resnet20: N = 10,000, T = 64) and on a synthetic run of
@@ -31,7 +31,11 @@ metric's changes during the drag.
 
 ``--first-chart R`` instead compares the explorer's first chart with a one-chart Streamlit
 page (``st.title`` and one ``st.plotly_chart``) served beside the app in the same run, warm
-and cold, interleaved (benchmarks/first_chart.py).
+and cold, interleaved (benchmarks/first_chart.py); with ``--baseline DIR`` another tree's app
+(e.g. ``git archive HEAD | tar -x -C DIR``) is served and measured beside them. Each opening
+prints where its time went (server messages, script chunks, long tasks) on stderr. A cold
+server finds its analysis cache on disk filled by an earlier one (a restarted app); with
+``--empty-cache`` it starts on an empty one.
 
 The last line is one JSON object: step_ms_median_10k, step_ms_median_50k, first_chart_s_warm,
 first_chart_s_cold, updates_per_s_drag (and the per-step lists).
@@ -310,6 +314,17 @@ def main() -> None:
     ap.add_argument("--legacy", action="store_true", help="the page before: sidebar slider")
     ap.add_argument("--tmp", type=Path, default=None)
     ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="with --first-chart: another tree's root, its app served beside this one's",
+    )
+    ap.add_argument(
+        "--empty-cache",
+        action="store_true",
+        help="with --first-chart: every server starts on an empty analysis cache folder",
+    )
+    ap.add_argument(
         "--first-chart",
         type=int,
         default=0,
@@ -320,7 +335,7 @@ def main() -> None:
     if args.first_chart:
         from benchmarks.first_chart import compare
 
-        print(json.dumps(compare(args.first_chart, args.tmp)))
+        print(json.dumps(compare(args.first_chart, args.tmp, args.baseline, args.empty_cache)))
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_browser_", dir=args.tmp))

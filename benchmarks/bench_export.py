@@ -1,21 +1,26 @@
-"""Figure pack time per preset: the export before and after it drew from one view.
+"""Figure pack time per preset: ``dynconf export`` cold and warm, and the app's figure pack.
 
-Three ways to make the pack of one run (PNG, SVG and PDF of every figure, CSV, metrics.tex),
-interleaved per repeat so that load on the machine hits them alike:
+Rows, per preset, interleaved per repeat so that load on the machine hits them alike:
 
-- ``before``: the former path. Every number recomputed from the run (decode, sweep, oracles,
-  selection, every policy fitted), the former eight figures, and each image rendered on its
-  own, one after the other, on a one-tab browser that reloads its page after each image (as
-  kaleido's server does).
-- ``cli``: ``dynconf export`` now. A new view (everything computed once), every figure of
-  every page built once from it, all images handed to one browser at once.
-- ``app``: the app's figure pack now. The page's cached view, whose selection and fitted
-  policies the pages already hold, so only figures and images are made.
+- ``cli_cold``: ``python -m dynconf export RUN --preset P --out DIR`` in a fresh process with
+  an empty analysis cache: decode, selection, every exit policy fitted and swept, every
+  figure built, every image rendered, from interpreter start to exit.
+- ``cli_warm``: the same command again on that cache (what a second export of a run costs).
+- ``app``: the app's figure pack (collect_figures + pack_files) in this process, from a view
+  whose selection and fitted policies the pages already hold, its browser already started.
 
-Each row gives the median wall time and where it went (computing and building figures,
-rendering images). Browser start-up is paid once per process and kept out of the rows.
+With ``--baseline DIR`` (a checkout of another version, e.g. ``git archive HEAD | tar -x -C
+/tmp/base_e``), each CLI row is run by that tree's code too, on the very same run folder,
+alternating which goes first; ``*_speedup`` is the baseline median over ours.
 
-    python benchmarks/bench_export.py --run cached_runs/cifar10_resnet20 --presets paper-1col
+Every CLI run reports where its time went (seconds, from inside the process): ``imports``,
+``load_run``, ``decode``, ``selection``, ``fits`` (the policies fitted or read back),
+``fronts`` (swept or read back), ``figures`` (building them), ``browser_start`` (kaleido and
+Chromium; on a thread of its own in the current code, so it overlaps the rest),
+``images_wait`` (waiting for images after the last figure is built) and ``write``. The
+load average is printed with every run; the medians are over ``--repeats`` runs.
+
+    python benchmarks/bench_export.py --presets paper-1col --repeats 3 --baseline /tmp/base_e
 """
 
 from __future__ import annotations
@@ -25,121 +30,190 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dynconf.core.selection import calibration_split, default_split  # noqa: E402
-from dynconf.core.store import load_run  # noqa: E402
-from dynconf.core.view import View  # noqa: E402
-from dynconf.report import export, figures, render  # noqa: E402
-from dynconf.report.presets import preset_names  # noqa: E402
+# Runs the export command with timers around its phases; written for both trees, so a
+# name one of them lacks is skipped. The phases go, as JSON, to the file named by argv[1].
+PHASES = r"""
+import functools, json, sys, time
+t0 = time.perf_counter()
+import dynconf.cli as cli
+import dynconf.cli.export as cexp
+from dynconf.core import view as cview
+from dynconf.report import export as rexp, render
+phases = {"imports": time.perf_counter() - t0}
+def timed(owner, name, label):
+    f = getattr(owner, name, None)
+    if f is None:
+        return
+    @functools.wraps(f)
+    def g(*a, **k):
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            phases[label] = phases.get(label, 0.0) + time.perf_counter() - t
+    setattr(owner, name, g)
+timed(cexp, "load_run", "load_run")
+timed(cview.View, "_decode", "decode")
+timed(cview.View, "selection", "selection")
+timed(cview.View, "policy_comparison", "fits")
+if hasattr(rexp, "fronts_of"):
+    timed(rexp, "fronts_of", "fronts")
+else:
+    timed(cview.View, "policy_fronts", "fronts")
+timed(rexp, "build_figure", "figures")
+timed(render.Renderer, "__init__", "browser_start")
+timed(rexp, "results", "images_wait")
+timed(rexp, "render_many", "images_wait")
+timed(rexp, "write_files", "write")
+out, argv = sys.argv[1], sys.argv[2:]
+code = cli.main(argv)
+with open(out, "w") as fh:
+    json.dump({"code": cli.__file__, **{k: round(v, 3) for k, v in phases.items()}}, fh)
+sys.exit(code)
+"""
 
-# The figures the pack held before it drew every page.
-BEFORE = ("accuracy_latency", "exit_histogram", "exit_scatter", "threshold_response",
-          "oracle_bound", "pareto_selection", "policy_fronts", "accuracy_by_T")  # fmt: skip
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
-def before(run, split, cal, preset, one_tab) -> tuple[float, float, int]:
-    """The former path: recompute, eight figures, one image at a time."""
+def cli_export(tree: Path, run: Path, preset: str, cache: Path, out: Path) -> dict:
+    """One ``dynconf export`` in a new process of ``tree``'s code: wall seconds, phases."""
+    phases = out.with_suffix(".json")
+    env = {**os.environ, "DYNCONF_CACHE_DIR": str(cache), "PYTHONPATH": str(tree)}
+    before = load()
     t0 = time.perf_counter()
-    view = View(run, split, disk=False)  # nothing kept from an earlier call
-    threshold = view.selection(cal).threshold
-    params = {"threshold": threshold, "calibration": cal}
-    charts = []
-    for name in BEFORE:
-        spec = figures.FIGURES[name]
-        chart = figures.build_figure(name, view, **{k: v for k, v in params.items()
-                                                    if k in spec.params})  # fmt: skip
-        if chart is not None:
-            charts.append(chart)
-    t1 = time.perf_counter()
-    n = 0
-    for chart in charts:
-        for fmt in export.FORMATS:
-            one_tab.render_many([export.image_job(chart.figure, fmt, preset)])
-            n += 1
-    return t1 - t0, time.perf_counter() - t1, n
+    proc = subprocess.run(
+        [sys.executable, "-c", PHASES, str(phases), "export", str(run), "--preset", preset,
+         "--out", str(out)],
+        cwd=tree, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"export failed in {tree}: {proc.stderr.strip()[-2000:]}")
+    files = sorted(p.name for p in out.iterdir())
+    timings = json.loads(phases.read_text())
+    if not timings.pop("code").startswith(str(tree)):
+        raise SystemExit(f"the export in {tree} ran another tree's code")
+    return {"wall_s": round(wall, 2), "load": [before, load()], "files": len(files),
+            "phases": timings}  # fmt: skip
 
 
-def after(view, cal, preset, threshold=None) -> tuple[float, float, int]:
-    """collect_figures + pack_files: every figure once from ``view``, images in one batch."""
+def app_pack(view, cal: str, preset: str, threshold: float) -> dict:
+    """The app's figure pack from a view that already holds its selection and policies."""
+    from dynconf.report import export
+
+    before = load()
     t0 = time.perf_counter()
     charts, res, ctx = export.collect_figures(view, threshold, cal)
     t1 = time.perf_counter()
     files = export.pack_files(view.run, charts, res, ctx, preset=preset)
-    n = sum(1 for name in files if name.rsplit(".", 1)[-1] in export.FORMATS)
-    return t1 - t0, time.perf_counter() - t1, n
+    wall = time.perf_counter() - t0
+    phases = {"figures": round(t1 - t0, 3), "images_wait": round(wall - (t1 - t0), 3)}
+    return {"wall_s": round(wall, 2), "load": [before, load()], "files": len(files),
+            "phases": phases}  # fmt: skip
 
 
-def summarize(samples: list[tuple[float, float, int]]) -> dict:
-    walls = [a + b for a, b, _ in samples]
+def summarize(samples: list[dict]) -> dict:
+    walls = [s["wall_s"] for s in samples]
+    names = sorted({k for s in samples for k in s["phases"]})
     return {
         "median_s": round(statistics.median(walls), 2),
-        "min_s": round(min(walls), 2),
-        "max_s": round(max(walls), 2),
-        "figures_s": round(statistics.median(a for a, _, _ in samples), 2),
-        "images_s": round(statistics.median(b for _, b, _ in samples), 2),
-        "images": samples[0][2],
+        "min_s": min(walls),
+        "max_s": max(walls),
+        "runs_s": walls,
+        "load": [s["load"] for s in samples],
+        "files": samples[0]["files"],
+        "breakdown_median_s": {
+            k: round(statistics.median(s["phases"].get(k, 0.0) for s in samples), 2) for k in names
+        },
     }
+
+
+def cli_rounds(trees: dict[str, Path], run: Path, preset: str, repeats: int, work: Path):
+    """{(tree, cold|warm): [samples]}: per repeat, each tree cold then warm on its own new
+    cache, the trees in alternating order."""
+    got: dict[tuple[str, str], list] = {(t, k): [] for t in trees for k in ("cold", "warm")}
+    for r in range(repeats):
+        order = list(trees) if r % 2 == 0 else list(reversed(trees))
+        for kind in ("cold", "warm"):
+            for tag in order:
+                cache = work / f"cache-{tag}-{preset}-{r}"
+                out = work / f"out-{tag}-{preset}-{r}-{kind}"
+                sample = cli_export(trees[tag], run, preset, cache, out)
+                got[(tag, kind)].append(sample)
+                print(f"  {preset} {tag} {kind}: {sample['wall_s']} s (load {sample['load']})",
+                      flush=True)  # fmt: skip
+    return got
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=str(ROOT / "cached_runs" / "cifar10_resnet20"))
-    parser.add_argument("--presets", default=",".join(preset_names()))
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--skip-before", action="store_true", help="time only the new paths")
+    parser.add_argument("--presets", default="paper-1col")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", default=None, help="a checkout of the code to compare with")
+    parser.add_argument("--skip-app", action="store_true", help="time only the CLI")
     args = parser.parse_args(argv)
-    run = load_run(args.run)
-    split = default_split(run)
-    cal = calibration_split(run, split)
+    run = Path(args.run).resolve()
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    trees = {"ours": ROOT}
+    if args.baseline:
+        trees["baseline"] = Path(args.baseline).resolve()
 
-    t0 = time.perf_counter()
-    shared = render.renderer()
-    shared.render_many([export.image_job(figures.build_figure(
-        "accuracy_by_T", View(run, split, disk=False)).figure, "svg", presets[0])])  # fmt: skip
-    start_s = time.perf_counter() - t0
-    # The former renderer: kaleido's one-request server, a fresh page for every image.
-    one_tab = None if args.skip_before else render.Renderer(tabs=1, reload_every=1)
-    app_view = View(run, split, disk=False)
-    app_view.policies(cal), app_view.selection(cal)  # what the pages have already computed
-    app_threshold = app_view.selection(cal).threshold
+    app_view = app_cal = app_threshold = None
+    if not args.skip_app:
+        from dynconf.core.selection import calibration_split, default_split
+        from dynconf.core.store import load_run
+        from dynconf.core.view import View
+        from dynconf.report import render
+
+        loaded = load_run(run)
+        split = default_split(loaded)
+        app_cal = calibration_split(loaded, split)
+        app_view = View(loaded, split, disk=False)
+        app_view.policies(app_cal), app_view.selection(app_cal)  # what the pages hold
+        app_threshold = app_view.selection(app_cal).threshold
+        render.renderer()  # an app server's browser is up before anyone asks for a pack
 
     rows = {}
-    for preset in presets:
-        got: dict[str, list] = {"before": [], "cli": [], "app": []}
-        for _ in range(args.repeats):
-            if one_tab is not None:
-                got["before"].append(before(run, split, cal, preset, one_tab))
-            got["cli"].append(after(View(run, split, disk=False), cal, preset))
-            got["app"].append(after(app_view, cal, preset, app_threshold))
-        rows[preset] = {k: summarize(v) for k, v in got.items() if v}
-        if "before" in rows[preset]:
-            for k in ("cli", "app"):
-                rows[preset][f"{k}_speedup"] = round(
-                    rows[preset]["before"]["median_s"] / rows[preset][k]["median_s"], 2
-                )
-        print(preset, json.dumps(rows[preset]), flush=True)
-    if one_tab is not None:
-        one_tab.close()
-    result = {
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        for preset in presets:
+            got = cli_rounds(trees, run, preset, args.repeats, Path(tmp))
+            row = {f"{tag}_cli_{kind}": summarize(s) for (tag, kind), s in got.items()}
+            if "baseline" in trees:
+                for kind in ("cold", "warm"):
+                    base, ours = row[f"baseline_cli_{kind}"], row[f"ours_cli_{kind}"]
+                    row[f"cli_{kind}_speedup"] = round(base["median_s"] / ours["median_s"], 2)
+            if app_view is not None:
+                packs = [app_pack(app_view, app_cal, preset, app_threshold)
+                         for _ in range(args.repeats)]  # fmt: skip
+                row["ours_app"] = summarize(packs)
+            rows[preset] = row
+            print(preset, json.dumps(row), flush=True)
+    if app_view is not None:
+        from dynconf.report import render
+
+        render.close_renderer()
+    return {
         "benchmark": "bench_export",
-        "run": Path(args.run).name,
+        "run": run.name,
         "repeats": args.repeats,
-        "browser_start_s": round(start_s, 2),
-        "tabs": shared.tabs,
+        "baseline": args.baseline,
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "presets": rows,
     }
-    render.close_renderer()
-    return result
 
 
 if __name__ == "__main__":

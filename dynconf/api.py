@@ -119,7 +119,10 @@ class Run:
         if key in self._views:
             self._views.move_to_end(key)
             return self._views[key]
-        view = View(self.stored, split, decoder, kappa, siblings=self._sibling(decoder, kappa))
+        # The kept view serves every spelling of its kappa, so it follows from the key alone.
+        view = View.shared(
+            self.stored, split, decoder, kappa, siblings=self._sibling(decoder, kappa)
+        )
         self._views[key] = view
         while len(self._views) > MAX_VIEWS:
             self._views.popitem(last=False)

@@ -12,7 +12,11 @@ One ``Run`` per run directory and stamp, and one view (dynconf.core.view.View, a
 the threshold recomputes only that threshold's own policy result; the threshold chosen on
 calibration and the fitted exit policies are kept on the evaluation split's view. They live in
 one ``MemoryCache`` bounded by the bytes they hold (``DYNCONF_CACHE_MB``, default 512), least
-recently used first out, whose evictions are handed back to the system at once.
+recently used first out, whose evictions are handed back to the system at once. That cache
+is the only strong holder: what a session keeps between reruns (its state, the download
+builders of its last rerun, both kept by Streamlit for minutes after the tab closed) holds a
+run or view only through dynconf.app.state.Context, weakly, so the server's memory is the
+budget plus a constant however many sessions come and go (benchmarks/bench_app_memory.py).
 """
 
 from __future__ import annotations
@@ -170,8 +174,17 @@ def get_run(path: str | Path):
 Analysis = View  # the app's older name for the one view (dynconf.core.view.View)
 
 
+def _in_script_run() -> bool:
+    """True on a script run's thread (a deferred download builds on another: no spinner)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    return get_script_run_ctx(suppress_warning=True) is not None
+
+
 def _with_spinner(text: str, fn):
     def build():
+        if not _in_script_run():
+            return fn()
         with st.spinner(text):
             return fn()
 
@@ -184,7 +197,7 @@ def _analysis(path: str, run_stamp_: tuple, split: str, decoder: str, kappa) -> 
     key_kappa = check_kappa(decoder, kappa, run.T_max)
 
     def build() -> View:
-        view = View(
+        view = View.shared(  # its kappa follows from the key, not from the first caller
             run,
             split,
             decoder,
@@ -212,6 +225,8 @@ def _held(view: View, key: tuple) -> bool:
 
 
 def _spinning(text: str, fn):
+    if not _in_script_run():
+        return fn()
     with st.spinner(text):
         return fn()
 

@@ -131,10 +131,11 @@ def pack_buttons(ctx: Context, key: str, res: Any) -> None:
     row = st.container(horizontal=True, vertical_alignment="center", gap="small")
     c0 = c1 = c2 = row
     preset = preset_menu(f"{key}-pack", c0)
-    view = ctx.analysis
 
+    # The deferred builders hold the context, not the view: Streamlit keeps them as long as
+    # the session, and the context lets the app's cache evict the view meanwhile.
     def build_pack() -> bytes:
-        return export.zip_bytes(figure_pack(view, ctx.threshold, cal, preset))
+        return export.zip_bytes(figure_pack(ctx.analysis, ctx.threshold, cal, preset))
 
     c1.download_button(
         "Figure pack (ZIP)",
@@ -150,7 +151,7 @@ def pack_buttons(ctx: Context, key: str, res: Any) -> None:
     c2.download_button(
         "LaTeX table",
         data=lambda: export.table_tex(  # exactly the pack's metrics.tex
-            ctx.run, ctx.split, ctx.threshold, ctx.decoder, ctx.kappa, view=view
+            ctx.run, ctx.split, ctx.threshold, ctx.decoder, ctx.kappa, view=ctx.analysis
         ),
         file_name=f"{stem}.tex",
         mime=export.MIME["tex"],

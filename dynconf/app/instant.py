@@ -5,7 +5,7 @@ ones the HTML report and the notebook widget run too (dynconf/report/explorer/);
 Streamlit glue is here, in ``instant_assets/``:
 
 - ``dynconf.plotly``: the vendored Plotly.js basic bundle (never a CDN), mounted first on the
-  page so the browser parses it while the server works;
+  page so the browser parses it while the server works (dynconf/app/plotlyjs.py);
 - ``dynconf.instant_data``: one payload per run + split + decoder + kappa, as raw bytes: the
   kept threshold records of ``dynconf.core.records`` plus the fixed parts of the four figures
   (built by ``dynconf.report.figures``, so they look like the exports). Neither message
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from dynconf.app import plotlyjs
 from dynconf.core import records as rec_mod
 from dynconf.report import explorer as shared
 
@@ -52,12 +53,7 @@ def _read(name: str) -> str:
 
 @cache
 def _components() -> tuple[Any, Any, Any]:
-    # Plotly puts its styles into the document's head: no shadow roots.
-    library = st.components.v2.component(
-        "dynconf.plotly",
-        js=shared.plotly_js() + "\n" + _read("plotly_ready.js"),
-        isolate_styles=False,
-    )
+    library = plotlyjs.library_component()
     data = st.components.v2.component(
         "dynconf.instant_data", js=_read("data.js"), isolate_styles=False
     )
@@ -71,11 +67,9 @@ def _components() -> tuple[Any, Any, Any]:
     return library, data, view
 
 
-def load_plotly() -> None:
-    """Start loading Plotly.js in the browser (1.1 MB to parse): call it first on the page,
-    so that it overlaps with the server's work. Its message never changes, so Streamlit's
-    message cache sends it once per browser session."""
-    _components()[0](key="dynconf-plotly", height=0)
+# Start loading Plotly.js in the browser (1.1 MB to parse), first on the page, so that it
+# overlaps with the server's work (the entry script mounts it before its own imports).
+load_plotly = plotlyjs.load_plotly
 
 
 # --------------------------------------------------------------------------- payload
@@ -95,9 +89,48 @@ def build_payload(an: Any, res: Any, classes: list[str], oracle: Any) -> tuple[s
 
 
 def payload(an: Any, res: Any, classes: list[str]) -> tuple[str, bytes]:
-    """The analysis' payload, built once and kept on it (counted in its cache entry)."""
+    """The analysis' payload, built once and kept on it (counted in its cache entry), and
+    kept in the analysis cache on disk, so a restarted server reads it back instead of
+    building its figures again."""
     oracle = an.oracle_curve()  # outside: the build below runs under the analysis' lock
-    return an._get(("instant_payload",), lambda: build_payload(an, res, classes, oracle))
+
+    def build() -> tuple[str, bytes]:
+        disk, key = _payload_store(an, res, classes)
+        entry = disk.get(key) if key is not None else None
+        if entry is not None and "payload" in entry.arrays and "pid" in entry.meta:
+            return str(entry.meta["pid"]), entry.arrays["payload"].tobytes()
+        pid, blob = build_payload(an, res, classes, oracle)
+        if key is not None:
+            disk.put(key, {"payload": np.frombuffer(blob, np.uint8)}, {"pid": pid})
+        return pid, blob
+
+    return an._get(("instant_payload",), build)
+
+
+def _payload_store(an: Any, res: Any, classes: list[str]) -> tuple[Any, str | None]:
+    """(analysis cache, key) of this payload; key None where nothing is kept (cache off, a
+    run held only in memory). The key names everything the bytes depend on: the view (run
+    stamp, split, decoder, kappa), the threshold its figures were built at, the class names
+    and the code that builds them."""
+    disk = an.disk_cache(small=True)
+    if disk is None:
+        return None, None
+    key = an.disk_key("instant_payload", _code_digest(), float(res.threshold), list(classes))
+    return disk, key
+
+
+@cache
+def _code_digest() -> str:
+    """A digest of the library code the payload comes from (dynconf/core, dynconf/report and
+    this module): a payload kept by other code is never read back."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("core/**/*.py"), *root.glob("report/**/*.py"),
+                        Path(__file__).resolve()]):  # fmt: skip
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:20]
 
 
 # --------------------------------------------------------------------------- mounting
@@ -162,7 +195,8 @@ def report_download(ctx: Any, key: str = "explorer-report") -> None:
     run, split, decoder, kappa = ctx.run, ctx.split, ctx.decoder, ctx.kappa
     threshold = ctx.threshold
 
-    def build() -> bytes:
+    def build() -> bytes:  # holds the context, not the run: Streamlit keeps it with the session
+        run = ctx.run
         calibration = calibration_split(run, split)
         text = html.build_report(
             run, split, [decoder], [kappa], threshold=threshold, calibration=calibration

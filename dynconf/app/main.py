@@ -9,23 +9,30 @@ sidebar. Numbers come from ``dynconf``, figures from ``dynconf.report.figures``.
 
 import streamlit as st
 
-from dynconf.app import caches, state
-from dynconf.app.routes import PAGES, page_path
-from dynconf.app.text import md_error
-from dynconf.errors import DynconfError
+from dynconf.app import plotlyjs
+from dynconf.app.routes import PAGES, PLOTLY_PAGES, page_path
 
 
 def main() -> None:
-    """One rerun of the app: page config, routing, the sidebar, then the chosen page."""
-    st.set_page_config(
-        page_title="dynconf: Dynamic Confidence lab", page_icon="⚡", layout="wide"
-    )
+    """One rerun of the app: page config, routing, the sidebar, then the chosen page.
+
+    A page drawn with the vendored Plotly.js gets it first, before the app's own imports
+    (numpy, the run caches, the figures) and the sidebar's decode: on a cold server those
+    take seconds, during which the browser fetches and parses the bundle.
+    """
+    st.set_page_config(page_title="dynconf: Dynamic Confidence lab", page_icon="⚡", layout="wide")
     page = st.navigation(
         [
             st.Page(page_path(stem), title=title, icon=icon, default=stem == "home")
             for stem, title, icon in PAGES
         ]
     )
+    if page.url_path in PLOTLY_PAGES:
+        plotlyjs.load_plotly()
+    from dynconf.app import caches, state
+    from dynconf.app.text import md_error
+    from dynconf.errors import DynconfError
+
     state.sidebar()
     state.unknown_page_notice([stem for stem, _, _ in PAGES])
     try:

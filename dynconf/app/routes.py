@@ -19,6 +19,10 @@ PAGES = (
     ("runs", "Runs", ":material/folder_open:"),
 )
 
+# Pages drawn with the vendored Plotly.js (dynconf/app/plotlyjs.py): the entry script mounts
+# it before anything else, so the browser parses it while the server works.
+PLOTLY_PAGES = frozenset({"explorer", "oracle", "policies"})
+
 
 def page_path(stem: str) -> str:
     """The absolute path of page ``stem``: what ``st.switch_page`` and ``st.Page`` take,

@@ -17,8 +17,7 @@ The decoder menu, its labels and whether kappa applies come from the decoder reg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+import weakref
 from typing import Any
 
 import numpy as np
@@ -57,21 +56,55 @@ _URL_READ = "_dynconf_url_read"  # the sidebar has taken its state from the URL 
 _LINK_NOTICES = "_link_notices"  # what the first run could not use from the link
 
 
-@dataclass
 class Context:
-    """The view every page works on, as chosen in the sidebar."""
+    """The view every page works on, as chosen in the sidebar.
 
-    listing: Listing
-    run: Any
-    split: str
-    decoder: str
-    kappa: float | None
-    threshold: float
+    It holds the run and its view weakly: a session's state outlives its browser tab
+    (Streamlit keeps a disconnected session, and the download callbacks made in its last
+    rerun, for minutes), and a context kept there must not keep a run or view alive after
+    the app's cache evicted it, or the server's memory would grow with every view visited
+    and not be bounded by DYNCONF_CACHE_MB. While a page runs, the view it works on is held
+    by the page itself; a context read after an eviction fetches both from the cache again.
+    """
 
-    @cached_property
+    def __init__(
+        self,
+        listing: Listing,
+        run: Any,
+        split: str,
+        decoder: str,
+        kappa: float | None,
+        threshold: float,
+    ) -> None:
+        self.listing, self.split, self.decoder = listing, split, decoder
+        self.kappa, self.threshold = kappa, threshold
+        self._run = weakref.ref(run)
+        self._analysis: weakref.ref | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(run={self.listing.name!r}, split={self.split!r}, "
+            f"decoder={self.decoder!r}, kappa={self.kappa!r}, threshold={self.threshold!r})"
+        )
+
+    @property
+    def run(self) -> Any:
+        """The run (its view's run once the view was fetched, so both are one)."""
+        view = self._analysis() if self._analysis is not None else None
+        run = view.run if view is not None else self._run()
+        if run is None:
+            run = get_run(self.listing.path)
+            self._run = weakref.ref(run)
+        return run
+
+    @property
     def analysis(self) -> Analysis:
-        """Fetched once per script run (by the sidebar), so every page part sees one run."""
-        return get_analysis(self.listing.path, self.split, self.decoder, self.kappa)
+        """The shared view of this run, split, decoder and kappa (from the app's cache)."""
+        view = self._analysis() if self._analysis is not None else None
+        if view is None:
+            view = get_analysis(self.listing.path, self.split, self.decoder, self.kappa)
+            self._analysis = weakref.ref(view)
+        return view
 
     @property
     def kappa_label(self) -> str:

@@ -1,7 +1,9 @@
 """Static export: figures as PNG/SVG/PDF (kaleido), their data as CSV, a LaTeX table.
 
 The `export` command: argparse over dynconf.report.export, which does the work (and which
-the app's figure pack uses too). kaleido is imported only when the first image is drawn.
+the app's figure pack uses too). kaleido is imported only when images are asked for: the
+browser then starts on a thread of its own while the run is analysed, and every figure's images
+render as soon as it is built, while the next figures are computed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dynconf.core.formatting import pct
 from dynconf.core.selection import calibration_split, default_split
 from dynconf.core.store import load_run
 from dynconf.errors import DynconfError
-from dynconf.report import export
+from dynconf.report import export, render
 from dynconf.report.presets import DEFAULT_PRESET, PRESETS, preset_names
 from dynconf.report.viewdata import make_view
 
@@ -109,6 +111,8 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         raise DynconfError("give --out FOLDER (figures), --html FILE (the report), or both")
     formats = export.parse_formats(args.formats)
     run = load_run(run_path(args.run_dir))
+    if args.out is not None:
+        render.start_renderer()  # Chromium starts while the run is decoded and analysed
     split = args.split or default_split(run)
     calibration = args.calibration or calibration_split(run, split)
     result: dict[str, Any] = {}
@@ -130,6 +134,7 @@ def _figures(args, run, split: str, calibration: str | None, formats) -> dict[st
     bad = [t for t in args.steps if not 1 <= t <= run.T_max]
     if bad:
         raise DynconfError(f"--steps: {bad[0]} is not a step of this run (1..{run.T_max})")
+    images = export.ImageBatch(formats, args.preset)  # each figure renders once it is built
     charts, result, context = export.collect_figures(
         view,
         threshold=args.threshold,
@@ -139,8 +144,11 @@ def _figures(args, run, split: str, calibration: str | None, formats) -> dict[st
         compare=others,
         steps=tuple(args.steps),
         policy=args.policy,
+        on_chart=images.add,
     )
-    files = export.pack_files(run, charts, result, context, formats, preset=args.preset)
+    files = export.pack_files(
+        run, charts, result, context, formats, preset=args.preset, images=images
+    )
     written = export.write_files(args.out, files)
     return {
         "out": str(Path(args.out)),

@@ -25,7 +25,9 @@ Example::
     view.evaluate(0.5).accuracy, view.baseline[-1]
     view.selection("calibration").threshold
 
-Thread-safe: the app shares one view between sessions served in threads.
+Thread-safe: the app shares one view between sessions served in threads. What a view keeps
+is read-only (its arrays) and follows from its run, split, decoder and kappa alone
+(:meth:`View.shared`), so no session's request reaches another's page.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ RECENT_THRESHOLDS = 8  # per-threshold results kept per view (a slider visits ma
 DISK_MIN_ELEMENTS = 1 << 22  # T * N * K below this decodes faster than a cache read
 DISK_FORMAT = 1  # bump when what dynconf.core.viewstate stores changes
 _SCALARS = (str, int, float, complex, bool, type(None), type)  # hold no buffer worth counting
+# Kept values whose arrays stay writeable: fitted exit policies are estimators, owned by them.
+_UNFROZEN = ("policies", "policy_fronts", "sibling")
 
 
 class View:
@@ -87,6 +91,18 @@ class View:
         self._memo: dict[tuple, Any] = {}
         self._recent: OrderedDict[tuple, Any] = OrderedDict()
 
+    @classmethod
+    def shared(cls, run: Any, split: str, decoder: str = "paper", kappa=None, **kw: Any) -> View:
+        """The view a cache keyed by ``check_kappa`` holds for every spelling of one kappa.
+
+        Every attribute of a shared view must follow from its cache key, or what one caller
+        passed reaches the next: its kappa is None when the decoder's default is meant (T_max,
+        or a decoder without one) however the caller spelled it, else the number. A label that
+        names the kappa as a caller asked for it takes that caller's kappa, not the view's."""
+        key = check_kappa(decoder, kappa, run.T_max)
+        canonical = None if key == check_kappa(decoder, None, run.T_max) else key
+        return cls(run, split, decoder, canonical, **kw)
+
     def __repr__(self) -> str:
         return (
             f"View({self.run.name!r}, split={self.split_name!r}, decoder={self.decoder!r}, "
@@ -99,7 +115,8 @@ class View:
         """The value under ``key``, built once (kept for the view's life)."""
         with self._lock:
             if key not in self._memo:
-                self._memo[key] = build()
+                value = build()
+                self._memo[key] = value if key[0] in _UNFROZEN else frozen(value)
             return self._memo[key]
 
     def _recently(self, key: tuple, build: Callable[[], Any]) -> Any:
@@ -108,7 +125,7 @@ class View:
             if key in self._recent:
                 self._recent.move_to_end(key)
                 return self._recent[key]
-            value = self._recent[key] = build()
+            value = self._recent[key] = frozen(build())
             while len(self._recent) > RECENT_THRESHOLDS:
                 self._recent.popitem(last=False)
             return value
@@ -136,6 +153,7 @@ class View:
         if dec is None:
             dec = decode_view(self)
             disk.put(key, *viewstate.state(self, dec))
+        frozen(self._memo.get(("sweep",)))  # both put the sweep in place, as _get would
         return dec
 
     def disk_cache(self, small: bool = False) -> Any:
@@ -386,6 +404,27 @@ def nbytes_of(value: Any, skip: tuple = (), _depth: int = 0, _seen: set | None =
     return sum(nbytes_of(c, (), _depth + 1, seen) for c in children if not isinstance(c, _SCALARS))
 
 
+def frozen(value: Any, _depth: int = 0) -> Any:
+    """``value``, every numpy array it holds made read-only: a view is shared by the app's
+    sessions, so a page writing into a kept array would show its edit to the next session.
+    Walks attributes, tuples, lists and dict values a few levels deep; a Decoded (read-only
+    already, with policy caches of its own) and other views are left as they are."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+        return value
+    if _depth > 3 or isinstance(value, (*_SCALARS, bytes, View, Decoded)) or callable(value):
+        return value
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        children = list(value)
+    else:
+        children = list(getattr(value, "__dict__", {}).values())
+    for child in children:
+        frozen(child, _depth + 1)
+    return value
+
+
 def _children(value: Any) -> list:
     for _ in range(3):  # another thread may grow a dict while it is walked: retry
         try:
@@ -408,4 +447,3 @@ def decode_view(view: View) -> Decoded:
     dec = decoders.decode(view.data, view.decoder, view.kappa)  # the module's: patchable
     dec.neurons = view.neurons
     return dec
-

@@ -39,7 +39,7 @@ def state(view: Any, dec: Decoded) -> tuple[dict, dict]:
         **{f"sweep_{name}": getattr(sw, name) for name in SWEEP_ARRAYS},
     }
     meta = {"T": dec.T, "N": dec.N, "acc_slack": sw.acc_slack, "lat_slack": sw.lat_slack}
-    view._memo.setdefault(("sweep",), sw)
+    view._memo.setdefault(("sweep",), sw)  # the view makes it read-only
     return arrays, meta
 
 
@@ -86,7 +86,7 @@ def restore(view: Any, entry: Any) -> Decoded | None:
     dec.cache["threshold"] = ThresholdCache.from_records(
         dec, counts, a["rec_steps"], a["rec_order"]
     )
-    view._memo[("sweep",)] = Sweep(
+    view._memo[("sweep",)] = Sweep(  # the view makes it read-only
         *(a[f"sweep_{name}"] for name in SWEEP_ARRAYS),
         acc_slack=float(entry.meta["acc_slack"]),
         lat_slack=float(entry.meta["lat_slack"]),

@@ -6,8 +6,13 @@ run + split + decoder + kappa, with its memoized results) through the figure reg
 pack" zips the very same set from the app's cached view, so a figure in a paper can be
 regenerated headless from the run directory alone.
 
-Images come from one headless Chromium started once per process (dynconf/report/render.py):
-a pack hands every image to it at once, and it renders them on several tabs.
+Images come from one headless Chromium started once per process (dynconf/report/render.py),
+rendering on several tabs. An :class:`ImageBatch` hands each figure's images to it as soon
+as that figure is built (``collect_figures(on_chart=batch.add)``), so they render while the
+next figures are computed; the figures drawn from the fitted exit policies, the costliest
+to compute, are built last, and their fronts are read back from the analysis cache when a
+previous export swept them (dynconf/report/front_cache.py). The pack lists every figure in
+:func:`figure_plan` order whatever order they were built in.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +30,12 @@ from dynconf.core.atomic import write_bytes_atomic
 from dynconf.core.decoders import kappa_label
 from dynconf.errors import DynconfError
 from dynconf.report import viewdata
+from dynconf.report.front_cache import fronts_of
 from dynconf.report.latex import run_table
 from dynconf.report.layout import fit, scale_traces
 from dynconf.report.presets import DEFAULT_PRESET, Preset, get_preset
 from dynconf.report.registry import build_figure, figure_names
-from dynconf.report.render import render_many
+from dynconf.report.render import render_many, results, submit
 from dynconf.report.style import Chart
 from dynconf.report.viewdata import make_view
 
@@ -44,6 +50,7 @@ MIME = {
 }
 # The threshold of a run without a calibration split to choose one on.
 FALLBACK_THRESHOLD = 0.9
+
 
 def export_figure(fig: Any, preset: str | Preset = DEFAULT_PRESET) -> go.Figure:
     """The figure as ``preset`` prints it: its size, fonts, line weights, margins and legend
@@ -68,13 +75,16 @@ def image_job(fig: Any, fmt: str, preset: str | Preset = DEFAULT_PRESET) -> tupl
         raise DynconfError(f"unknown image format {fmt!r}; choose from {', '.join(FORMATS)}")
     p = get_preset(preset)
     out_fig = export_figure(fig, p).to_dict()
-    opts = {
+    return out_fig, _image_opts(out_fig, fmt, p)
+
+
+def _image_opts(spec: dict, fmt: str, preset: Preset) -> dict:
+    return {
         "format": fmt,
-        "width": out_fig["layout"]["width"],
-        "height": out_fig["layout"]["height"],
-        "scale": p.png_scale if fmt == "png" else 1,
+        "width": spec["layout"]["width"],
+        "height": spec["layout"]["height"],
+        "scale": preset.png_scale if fmt == "png" else 1,
     }
-    return out_fig, opts
 
 
 def figure_bytes(fig: Any, fmt: str, preset: str | Preset = DEFAULT_PRESET) -> bytes:
@@ -139,6 +149,51 @@ def figure_plan(
     return plan
 
 
+# Figures drawn from the fitted exit policies, which cost the most to compute: they are
+# built after every other figure, whose images render meanwhile (the pack keeps plan order).
+POLICY_FIGURES = {"policy_exit_histogram": 1, "policy_exit_scatter": 1, "policy_fronts": 2}
+
+
+class _PolicyInputs:
+    """The selection, fitted policies and fronts a view's figures are drawn from, each
+    computed on first use (a pack without a calibration split never fits a policy)."""
+
+    def __init__(self, view, calibration, tolerance, policy, selection, policies) -> None:
+        self.view, self.calibration, self.tolerance = view, calibration, tolerance
+        self.policy, self.selection = policy, selection
+        self._comparison, self._fronts = policies if policies is not None else (None, None)
+
+    def comparison(self) -> Any:
+        if self._comparison is None:
+            held = getattr(self.view, "policy_comparison", None)
+            if callable(held):  # a View: the fits alone, fronts on their own later
+                self._comparison = held(self.calibration, self.tolerance)
+            else:
+                self._comparison, self._fronts = viewdata.policies(
+                    self.view, self.calibration, self.tolerance
+                )
+        return self._comparison
+
+    def fronts(self) -> Any:
+        if self._fronts is None:
+            self._fronts = fronts_of(self.view, self.calibration, self.tolerance,
+                                     self.comparison())  # fmt: skip
+        return self._fronts
+
+    def extra(self, name: str) -> dict[str, Any]:
+        """The computed inputs figure ``name`` takes beyond its plan parameters."""
+        if self.calibration is None:
+            return {}
+        if name in figure_names("selection"):
+            return {"selection": self.selection, "tolerance": self.tolerance}
+        if name == "policy_fronts":
+            return {"fronts": self.fronts(), "tolerance": self.tolerance}
+        if name in POLICY_FIGURES:
+            return {"comparison": self.comparison(), "policy": self.policy,
+                    "tolerance": self.tolerance}  # fmt: skip
+        return {}
+
+
 def collect_figures(
     view: Any,
     threshold: float | None = None,
@@ -151,33 +206,33 @@ def collect_figures(
     policy: str | None = None,
     selection: Any = None,
     policies: tuple[Any, Any] | None = None,
+    on_chart: Callable[[Chart], Any] | None = None,
 ) -> tuple[list[Chart], Any, dict[str, Any]]:
     """Every figure of every page for one view, each built once (dynconf/report/registry.py).
 
     ``threshold`` None means: the one chosen on ``calibration`` (docs/METHOD.md), or 0.9
     when there is no calibration split. ``selection`` and ``policies`` (comparison, fronts)
     are what a cache already holds for this view (the app's); they are computed here when
-    not given. Returns (charts, the PolicyResult at the threshold, context).
+    not given. ``on_chart`` is called with each chart as soon as it is built (an
+    :class:`ImageBatch` starts rendering it), the policy figures last. Returns (charts in
+    :func:`figure_plan` order, the PolicyResult at the threshold, context).
     """
     run, split = view.run, viewdata.split_name(view)
     if calibration is not None and calibration not in run.split_names:
         raise DynconfError(f"run {run.name} has no calibration split {calibration!r}")
-    extra: dict[str, dict[str, Any]] = {}
     if calibration is not None:
         selection = selection or viewdata.selection(view, calibration, tolerance)
-        comparison, fronts = policies or viewdata.policies(view, calibration, tolerance)
-        for name in figure_names("selection"):
-            extra[name] = {"selection": selection, "tolerance": tolerance}
-        extra["policy_fronts"] = {"fronts": fronts, "tolerance": tolerance}
-        for name in ("policy_exit_histogram", "policy_exit_scatter"):
-            extra[name] = {"comparison": comparison, "policy": policy, "tolerance": tolerance}
     if threshold is None:
         threshold = selection.threshold if selection is not None else FALLBACK_THRESHOLD
-    charts = []
-    for name, params in figure_plan(view, threshold, calibration, samples, compare, steps):
-        chart = build_figure(name, view, **params, **extra.get(name, {}))
-        if chart is not None:
-            charts.append(chart)
+    inputs = _PolicyInputs(view, calibration, tolerance, policy, selection, policies)
+    plan = figure_plan(view, threshold, calibration, samples, compare, steps)
+    built: dict[int, Chart | None] = {}
+    for i in sorted(range(len(plan)), key=lambda i: POLICY_FIGURES.get(plan[i][0], 0)):
+        name, params = plan[i]
+        built[i] = chart = build_figure(name, view, **params, **inputs.extra(name))
+        if chart is not None and on_chart is not None:
+            on_chart(chart)
+    charts = [chart for _, chart in sorted(built.items()) if chart is not None]
     context = {
         "run": run.name,
         "split": split,
@@ -205,6 +260,40 @@ def collect_charts(
     return collect_figures(view, threshold, calibration, tolerance)
 
 
+class ImageBatch:
+    """The images of a pack, handed to the renderer chart by chart as they are built.
+
+    ``add(chart)`` starts rendering every format of ``chart`` on the process's browser
+    (dynconf/report/render.py) and returns at once, so the images of the first figures
+    render while the later ones are still computed; ``files()`` waits for them all. Pass it
+    as ``collect_figures(on_chart=batch.add)`` and ``pack_files(images=batch)``.
+    """
+
+    def __init__(self, formats: Iterable[str] = FORMATS, preset: str | Preset = DEFAULT_PRESET):
+        self.formats, self.preset = tuple(formats), get_preset(preset)
+        for fmt in self.formats:
+            if fmt not in FORMATS:
+                raise DynconfError(
+                    f"unknown image format {fmt!r}; choose from {', '.join(FORMATS)}"
+                )
+        self._started: dict[int, tuple[Chart, list]] = {}  # id(chart) -> its futures
+
+    def add(self, chart: Chart) -> None:
+        if not self.formats or id(chart) in self._started:
+            return
+        spec = export_figure(chart.figure, self.preset).to_dict()  # one spec for every format
+        futures = [submit(spec, _image_opts(spec, fmt, self.preset)) for fmt in self.formats]
+        self._started[id(chart)] = (chart, futures)
+
+    def files(self, charts: Sequence[Chart]) -> dict[str, bytes]:
+        """File name -> bytes of every image of ``charts`` (rendered now if not added)."""
+        for chart in charts:
+            self.add(chart)
+        names = [f"{chart.key}.{fmt}" for chart in charts for fmt in self.formats]
+        futures = [f for chart in charts for f in self._started[id(chart)][1]] if names else []
+        return dict(zip(names, results(futures), strict=True))
+
+
 def pack_files(
     run: Any,
     charts: Sequence[Chart],
@@ -212,18 +301,19 @@ def pack_files(
     context: dict[str, Any],
     formats: Iterable[str] = FORMATS,
     preset: str | Preset = DEFAULT_PRESET,
+    images: ImageBatch | None = None,
 ) -> dict[str, bytes]:
-    """File name -> contents for every chart (images + CSV), the LaTeX table and metrics."""
+    """File name -> contents for every chart (images + CSV), the LaTeX table and metrics.
+    ``images``: the batch that already renders them (its formats and preset are used)."""
     p = get_preset(preset)
-    formats = tuple(formats)
-    names = [f"{chart.key}.{fmt}" for chart in charts for fmt in formats]
-    jobs = [image_job(chart.figure, fmt, p) for chart in charts for fmt in formats]
-    files: dict[str, bytes] = dict(zip(names, render_many(jobs), strict=True))
+    if images is None:
+        images = ImageBatch(formats, p)
+    files = images.files(charts)
     for chart in charts:
         files[f"{chart.key}.csv"] = chart.csv()
     files["metrics.tex"] = run_table(run, result, context).encode()
     summary = {
-        "context": {**context, "preset": p.name},
+        "context": {**context, "preset": images.preset.name},
         "metrics": result.to_dict(per_sample=False),
     }
     files["metrics.json"] = (json.dumps(summary, indent=2) + "\n").encode()

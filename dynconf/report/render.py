@@ -3,20 +3,30 @@ once per process on an event loop of its own, rendering many figures at a time.
 
 Starting the browser costs a second or more; each image afterwards a fraction of one. One
 :class:`Renderer` therefore serves every image of an export (and every download button of an
-app server): :func:`render_many` hands a whole figure pack to it at once, and kaleido spreads
-the figures over its tabs. The browser is the system's Chromium (``$BROWSER_PATH``, else
-``chromium`` or ``chromium-browser`` on the ``PATH``); kaleido's Chrome download helpers are
-never called, so nothing is fetched from the network.
+app server), and nothing waits for it needlessly:
+
+- :func:`start_renderer` launches it on a thread of its own, so the start overlaps whatever
+  the caller computes before its first image;
+- :func:`submit` hands over one image and returns at once (a Future), also while the browser
+  is still starting, so each figure renders as soon as it is built, on the next free tab,
+  while the caller goes on computing the next one; :func:`results` collects them;
+- :func:`render_many` renders a whole list at once.
+
+The browser is the system's Chromium (``$BROWSER_PATH``, else ``chromium`` or
+``chromium-browser`` on the ``PATH``); kaleido's Chrome download helpers are never called,
+so nothing is fetched from the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from typing import Any
 
 from dynconf.errors import DynconfError
@@ -92,20 +102,15 @@ class Renderer:
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def submit(self, fig: dict, opts: dict) -> Future:
+        """Start rendering one (figure dict, kaleido opts) job and return at once: the Future
+        gives its bytes. Jobs submitted while others render queue for the next free tab, so
+        a caller can hand over each figure as soon as it is built and go on computing."""
+        return asyncio.run_coroutine_threadsafe(self._kaleido.calc_fig(fig, opts=opts), self._loop)
+
     def render_many(self, jobs: Sequence[tuple[dict, dict]]) -> list[bytes]:
         """Bytes of each (figure dict, kaleido opts) job, in order; all run concurrently."""
-
-        async def batch():
-            return await asyncio.gather(
-                *(self._kaleido.calc_fig(fig, opts=opts) for fig, opts in jobs),
-                return_exceptions=True,
-            )
-
-        out = self._call(batch())
-        for result in out:
-            if isinstance(result, BaseException):
-                raise DynconfError(f"image export failed: {result}")
-        return [bytes(b) for b in out]
+        return results([self.submit(fig, opts) for fig, opts in jobs])
 
     def close(self) -> None:
         try:
@@ -139,6 +144,88 @@ def close_renderer() -> None:
         current, _renderer = _renderer, None
     if current is not None:
         current.close()
+
+
+def start_renderer() -> threading.Thread:
+    """Start the process's browser on a thread of its own and return that thread.
+
+    Launching Chromium and loading Plotly.js into its tabs takes a second or more; started
+    first, it happens while the caller decodes and computes, and the first image finds it
+    ready (:func:`renderer` waits for a start under way). A failure here is not raised: the
+    next :func:`renderer` call tries again and reports it as a one-line DynconfError.
+    """
+
+    def start() -> None:
+        with contextlib.suppress(Exception):
+            renderer()
+
+    thread = threading.Thread(target=start, name="dynconf-renderer-start", daemon=True)
+    thread.start()
+    return thread
+
+
+_PENDING_LOCK = threading.Lock()
+_pending: list[tuple[dict, dict, Future]] = []  # jobs waiting for a browser still starting
+
+
+def submit(fig: dict, opts: dict) -> Future:
+    """Render one job on the process's browser and return at once: the Future gives its
+    bytes. While the browser is still starting (:func:`start_renderer`) the job waits in a
+    list that is handed over as soon as it is up, so a caller never blocks on the start."""
+    with _PENDING_LOCK:
+        current = _renderer
+        if current is None:
+            out: Future = Future()
+            _pending.append((fig, opts, out))
+            if len(_pending) == 1:
+                threading.Thread(target=_hand_over, name="dynconf-renderer-wait",
+                                 daemon=True).start()  # fmt: skip
+            return out
+    return current.submit(fig, opts)
+
+
+def _hand_over() -> None:
+    """Wait for the browser, then submit every waiting job (or fail each with the reason
+    it could not start)."""
+    try:
+        current, error = renderer(), None
+    except Exception as exc:  # every waiting job reports why
+        current, error = None, exc
+    with _PENDING_LOCK:
+        jobs = list(_pending)
+        _pending.clear()
+    for fig, opts, out in jobs:
+        if current is None:
+            out.set_exception(error)
+        else:
+            _relay(current.submit(fig, opts), out)
+
+
+def _relay(inner: Future, out: Future) -> None:
+    def done(f: Future) -> None:
+        if f.cancelled():
+            out.cancel()
+        elif f.exception() is not None:
+            out.set_exception(f.exception())
+        else:
+            out.set_result(f.result())
+
+    inner.add_done_callback(done)
+
+
+def results(futures: Sequence[Future]) -> list[bytes]:
+    """The bytes of each submitted job, in order; the first failure as a DynconfError
+    (after every job has finished, so no render is left running behind the error)."""
+    wait(futures)
+    for future in futures:
+        if future.cancelled():
+            raise DynconfError("image export was cancelled: the browser was closed")
+        error = future.exception()
+        if isinstance(error, DynconfError):
+            raise error
+        if error is not None:
+            raise DynconfError(f"image export failed: {error}")
+    return [bytes(future.result()) for future in futures]
 
 
 def render_many(jobs: Sequence[tuple[dict, dict]]) -> list[bytes]:

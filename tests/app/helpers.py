@@ -44,13 +44,20 @@ def values(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def figure_specs(at: AppTest) -> list[dict]:
+    """The page's Plotly figures as sent to the browser: Streamlit's charts, then those drawn
+    with the vendored Plotly.js (dynconf.app.plotlyjs)."""
+    from dynconf.app.plotlyjs import figure_spec
+
+    drawn = [e for e in at.get("bidi_component") if e.proto.component_name == "dynconf.figure"]
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")] + [
+        figure_spec(e) for e in drawn
+    ]
+
+
 def specs(at: AppTest) -> dict[str, dict]:
     """The page's Plotly figures (as sent to the browser) by their title."""
-    out = {}
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
-    return out
+    return {spec["layout"]["title"]["text"]: spec for spec in figure_specs(at)}
 
 
 def slider(at: AppTest):

@@ -13,11 +13,11 @@ from dynconf.core.decoders import decode
 from dynconf.core.policies import POLICIES
 from dynconf.core.policies.comparison import compare_policies, policy_fronts, split_decoder
 from dynconf.core.store import load_run
-from tests.app.helpers import app, metric, values
+from tests.app.helpers import app, figure_specs, metric, values
 
 
 def charts(at) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return figure_specs(at)
 
 
 def titled(at, words: str) -> dict:

@@ -29,19 +29,6 @@ def _spec(fig) -> dict:
     return json.loads(pio.to_json(fig, validate=False))
 
 
-@pytest.fixture(autouse=True)
-def fresh_app_caches():
-    """Each page computes its views afresh in this module: the comparison is between what one
-    view gives the page and the export, not with views other tests left in the app's cache."""
-    import streamlit as st
-
-    from dynconf.app import caches
-
-    caches.CACHE.clear()
-    st.cache_data.clear()
-    yield
-
-
 @pytest.fixture(scope="module")
 def exported(dashboard_runs):
     """The export's figures of synth's test split at C, by title: every page's, the first

@@ -84,7 +84,7 @@ if not chosen or not decoders:
     st.info("Pick at least one run and one decoder.")
     st.stop()
 
-entries, views = [], []
+entries = []
 for name in chosen:
     try:
         run = caches.get_run(by_name[name].path)
@@ -101,11 +101,12 @@ for name in chosen:
                 st.warning(f"{md_escape(label)} left out: {md_error(exc)}")
                 continue
             entries.append(CompareEntry(label, an.baseline, an.sweep))
-            views.append(an)
 if not entries:
     st.stop()
 
-charts.show_chart(figures.build_figure("compare", views[0], views=views), key="compare-plane")
+# The legend names each kappa as this page asked for it, as the table below does: the views
+# are shared between sessions, so a label is never read off one.
+charts.show_chart(figures.compare(entries), key="compare-plane")
 st.subheader("Latency at matched accuracy")
 st.caption(
     "For each entry, the lowest mean latency of Dynamic Confidence (over the threshold sweep) "

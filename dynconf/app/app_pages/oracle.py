@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dynconf.app import charts, state
+from dynconf.app import charts, plotlyjs, state
 from dynconf.core.formatting import pct
 from dynconf.report import figures
 
@@ -16,6 +16,7 @@ CONVENTIONS = {
     "step1": "stop at step 1 (omniscient)",
 }
 
+plotlyjs.load_plotly()  # first: the browser parses Plotly.js while the server works
 ctx = state.context()
 an = ctx.analysis
 T = ctx.run.T_max
@@ -78,13 +79,14 @@ m[3].metric(
     delta_color="inverse",
 )
 
-charts.show_chart(
-    figures.build_figure(
-        "oracle_bound", an, threshold=ctx.threshold, variant=variant, never=never,
-        show_all=show_all,
-    ),  # fmt: skip
-    key="oracle-fig1",
-)
+# Drawn with the vendored Plotly.js the explorer has loaded already (dynconf/app/plotlyjs.py):
+# Streamlit's own chart would first fetch and parse its full Plotly.js in every new tab.
+chart = figures.build_figure(
+    "oracle_bound", an, threshold=ctx.threshold, variant=variant, never=never,
+    show_all=show_all,
+)  # fmt: skip
+plotlyjs.figure(chart.figure, key="oracle-fig1", config={"displaylogo": False})
+charts.download_row(chart, "oracle-fig1")
 
 st.subheader("All oracle readings at the full length")
 rows = []

@@ -9,7 +9,7 @@ a cell with nothing to say shows a dash.
 import pandas as pd
 import streamlit as st
 
-from dynconf.app import caches, charts, state
+from dynconf.app import caches, charts, plotlyjs, state
 from dynconf.app.text import md_escape
 from dynconf.core.decoders import DECODERS, kappa_label
 from dynconf.core.formatting import pct
@@ -82,6 +82,13 @@ def show_results(slot, rows: list[dict], cal: str, split: str) -> None:
                    width="stretch", column_config=config)  # fmt: skip
 
 
+def show_chart(chart, key: str) -> None:
+    """A chart drawn with the vendored Plotly.js (dynconf/app/plotlyjs.py: a fresh tab
+    skips Streamlit's own, four times larger, Plotly.js), its downloads underneath."""
+    plotlyjs.figure(chart.figure, key=key, config={"displaylogo": False})
+    charts.download_row(chart, key)
+
+
 def verdict(comparison, tolerance: float, T_max: int, split: str) -> str:
     """One sentence (markdown, names escaped): the fastest rule that keeps full accuracy on
     the evaluation split (the T_max baseline minus the tolerance), and how the next fastest
@@ -114,6 +121,7 @@ def verdict(comparison, tolerance: float, T_max: int, split: str) -> str:
     return text + "."
 
 
+plotlyjs.load_plotly()  # first: the browser parses Plotly.js while the server fits
 ctx = state.context()
 st.title("Exit policies")
 st.caption(
@@ -181,7 +189,7 @@ for name, why in comparison.skipped.items():
 fronts = caches.get_policy_fronts(
     ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tolerance, auto_kappa
 )
-charts.show_chart(
+show_chart(
     figures.policy_fronts(
         analysis.baseline,
         fronts,
@@ -242,11 +250,11 @@ m1.metric(f"Accuracy on {ctx.split}", pct(res.accuracy))
 m2.metric(f"Mean latency on {ctx.split}", f"{res.mean_latency:.2f}")
 m3.metric("Exit before T_max", pct(float((res.exit_steps < ctx.run.T_max).mean()), 1))
 where = f"{name} ({fit.description})" if fit.description else name
-charts.show_chart(
+show_chart(
     figures.exit_histogram(res, ctx.run.T_max, title=f"Exit steps of {where} on {ctx.split}"),
     key="policies-exit-histogram",
 )
-charts.show_chart(
+show_chart(
     figures.exit_scatter(
         res,
         analysis.data.labels,

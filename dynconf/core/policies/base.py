@@ -67,6 +67,9 @@ class ExitPolicy:
     # Whether it reads per-class probabilities from the split's full per-step outputs
     # (attach_outputs), which top-k storage does not hold.
     needs_outputs: ClassVar[bool] = False
+    # Bumped when the fit's result changes for the same data and hyperparameters, so fits
+    # cached on disk (comparison.FitStore) by an earlier version are fitted again.
+    fit_version: ClassVar[int] = 1
 
     # -- hyperparameters (scikit-learn's get_params / set_params)
 

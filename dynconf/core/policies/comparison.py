@@ -162,8 +162,8 @@ class FitStore:
 
     def key(self, policy: ExitPolicy, cal: Decoded, tolerance: float) -> str:
         params = state_to_json(policy.get_params())
-        return cache_key("policy-fit", 1, *self.source, policy.name, params, cal.decoder,
-                         cal.kappa, float(tolerance))  # fmt: skip
+        return cache_key("policy-fit", policy.fit_version, *self.source, policy.name, params,
+                         cal.decoder, cal.kappa, float(tolerance))  # fmt: skip
 
     def load(self, policy: ExitPolicy, cal: Decoded, tolerance: float):
         entry = self.cache.get(self.key(policy, cal, tolerance))

@@ -47,7 +47,7 @@ from dynconf.errors import DynconfError
 CORRECTIONS = ("bonferroni", "simes")
 ALPHA_GRID = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 CHECKPOINT_COUNTS = (4, 8, 16)
-CHUNK_ELEMENTS = 1 << 22  # [J, J, B, K] work arrays stay small
+CHUNK_ELEMENTS = 1 << 21  # [J, B, K] work arrays stay small
 CACHE_ELEMENTS = 1 << 25  # probabilities at checkpoints are kept on dec below this size
 SLACK = 1e-9
 
@@ -79,11 +79,19 @@ def checkpoint_probabilities(dec: Decoded, checkpoints, lo: int = 0, hi: int | N
     key = ("conformal_p", checkpoints)
     if key in dec.cache:
         return dec.cache[key][:, lo:hi]
+    for held, probabilities in list(dec.cache.items()):  # rows of a superset kept on dec
+        if _covers(held, checkpoints):
+            return probabilities[[held[1].index(t) for t in checkpoints], lo:hi]
     K = outputs.shape[2]
     if len(checkpoints) * dec.N * K <= CACHE_ELEMENTS:
         dec.cache[key] = _probabilities(dec, outputs, checkpoints, 0, dec.N)
         return dec.cache[key][:, lo:hi]
     return _probabilities(dec, outputs, checkpoints, lo, hi)
+
+
+def _covers(key, checkpoints: tuple) -> bool:
+    """Whether a dec.cache key holds the probabilities at (at least) these checkpoints."""
+    return isinstance(key, tuple) and key[0] == "conformal_p" and set(checkpoints) <= {*key[1]}
 
 
 def _probabilities(dec: Decoded, outputs, checkpoints, lo: int, hi: int) -> np.ndarray:
@@ -103,7 +111,7 @@ def _probabilities(dec: Decoded, outputs, checkpoints, lo: int, hi: int) -> np.n
 
 def chunks(dec: Decoded, J: int):
     K = split_outputs(dec, Conformal.name).shape[2]
-    block = max(1, CHUNK_ELEMENTS // max(1, J * J * K))
+    block = max(1, CHUNK_ELEMENTS // max(1, J * K))
     for lo in range(0, dec.N, block):
         yield lo, min(dec.N, lo + block)
 
@@ -124,14 +132,28 @@ def cut_scores(true_scores: np.ndarray, alpha: float, correction: str) -> tuple:
 
 
 def prediction_sets(scores: np.ndarray, cuts, correction: str) -> np.ndarray:
-    """Which classes are in the set at each checkpoint: scores [J, B, K] -> bool [J, B, K]."""
+    """Which classes are in the set at each checkpoint: scores [J, B, K] -> bool [J, B, K].
+
+    Simes: checkpoint by checkpoint, each level k's count of checkpoints so far at which
+    s(y) is above its cut, [levels, B * K] small integers; y is out from the first
+    checkpoint at which some count reaches its k."""
     cut = np.asarray(cuts, dtype=np.float64)  # [J, levels]
     if correction == "bonferroni":
         return scores <= cut[:, 0, None, None]
-    above = scores[:, None] > cut[:, :, None, None]  # [J, k, B, K]
-    count = np.cumsum(above, axis=0, dtype=np.int32)  # per level k, over checkpoints 1..j
-    need = np.arange(1, cut.shape[1] + 1, dtype=np.int32)[None, :, None, None]
-    return ~(count >= need).any(axis=1)
+    J, levels = cut.shape
+    flat = scores.reshape(J, -1)
+    level = np.arange(1, levels + 1, dtype=np.int32)[:, None]
+    count = np.zeros((levels, flat.shape[1]), np.int8 if J < 127 else np.int32)
+    hit = np.empty(count.shape, bool)
+    dropped = np.zeros(flat.shape[1], bool)
+    inside = np.empty(flat.shape, bool)
+    for j in range(J):
+        np.greater(flat[j], cut[j][:, None], out=hit)
+        count += hit
+        np.greater_equal(count, level, out=hit)
+        dropped |= hit.any(axis=0)
+        np.logical_not(dropped, out=inside[j])
+    return inside.reshape(scores.shape)
 
 
 class ConformalOnline(OnlineRule):
@@ -234,6 +256,9 @@ class Conformal(ExitPolicy):
         counts = CHECKPOINT_COUNTS if self.checkpoints is None else (None,)
         corrections = CORRECTIONS if self.correction is None else (self.correction,)
         alphas = ALPHA_GRID if self.alpha is None else (self.alpha,)
+        # Every candidate's checkpoints read from one pass over the outputs (kept on cal).
+        every = {tuple(self.checkpoints or default_checkpoints(cal.T, n)) for n in (*counts, 4)}
+        checkpoint_probabilities(cal, tuple(sorted(set().union(*every))), 0, 0)
         out = []
         for count in counts:
             checkpoints = self.checkpoints or default_checkpoints(cal.T, count)

@@ -15,10 +15,12 @@ and the final model, used on every other split, is
 trained on all of calibration. On the calibration split itself the policy reports the
 out-of-fold scores (kept on the Decoded), so its calibration numbers are honest.
 
-scikit-learn (imported only when fitting) trains; scoring is plain numpy in a fixed order of
-elementwise operations, identical in the cached and the online form, so both exit a sample
-at the same step. Training uses every step of at most MAX_TRAIN_SAMPLES calibration samples
-per model (sampled with a fixed seed), which bounds the cost at large N and T.
+Training minimises scikit-learn's LogisticRegression(C=1) objective (L2 on the weights,
+not the bias) to its unique optimum with Newton steps (logistic_fit; plain numpy, no
+scikit-learn); scoring is plain numpy in a fixed order of elementwise operations, identical
+in the cached and the online form, so both exit a sample at the same step. Training uses
+every step of at most MAX_TRAIN_ROWS // T calibration samples per model (sampled with a
+fixed seed), which bounds the cost at large N and T.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ FOLDS = 5
 SEED = 0
 MAX_TRAIN_ROWS = 400_000  # steps x samples per model
 CHUNK_ELEMENTS = 1 << 21
+SHARED_ELEMENTS = 1 << 23  # features of a whole calibration split kept up to this size
 
 
 def feature_list(c, dc, changed, run, t, running_max, T_max: int) -> list[np.ndarray]:
@@ -75,30 +78,127 @@ def linear_score(features: list[np.ndarray], model: Learned) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-acc))
 
 
-def _train(conf, pred, safe, T_max: int, columns: np.ndarray, rng) -> tuple:
-    """(weights, bias, means, scales) of a logistic regression on the given samples."""
-    from sklearn.linear_model import LogisticRegression
+MAX_NEWTON_STEPS = 100
+NEAR = 1e-9  # Newton decrement per row below which steps are taken in full
+DONE = 1e-20  # and below which the fit has converged
 
-    T = conf.shape[0]
-    most = max(1, MAX_TRAIN_ROWS // T)
-    if len(columns) > most:
-        columns = np.sort(rng.choice(columns, most, replace=False))
-    feats = split_features(conf[:, columns], pred[:, columns], T_max)
-    X = np.stack([f.reshape(-1) for f in feats], axis=1)
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """log(1 + exp(z)) without overflow."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def logistic_fit(X: np.ndarray, y: np.ndarray, l2: float = 1.0, start=None) -> np.ndarray:
+    """theta = (w, b) minimising L = sum_i softplus(z_i) - y_i z_i + l2 / 2 |w|^2, z = w . x_i
+    + b, for features by rows (X: [F, n]) and the bias unpenalised: scikit-learn's
+    LogisticRegression(C=1 / l2) objective, solved to its unique optimum (L is strictly convex
+    for l2 > 0 and y of both classes).
+
+    Newton steps: the Hessian is positive definite, so each step is a descent direction, and
+    far from the optimum a backtracking line search on L makes every step a decrease. Near
+    it the last Hessian is reused (each step then costs one pass for the gradient; the exact
+    gradient fixes the optimum, the curvature only how fast it is reached). ``start``:
+    a point to begin at (e.g. the optimum on a superset of the rows); else w = 0 with b at
+    the log-odds of y, the optimum along b alone."""
+    F, n = X.shape
+    y = y.astype(np.float64)
+    y_sum = float(y.sum())
+    if start is None:
+        theta = np.zeros(F + 1)
+        theta[F] = np.log(y_sum / (n - y_sum))
+    else:
+        theta = np.array(start, dtype=np.float64)
+    penalty = np.full(F + 1, float(l2))
+    penalty[F] = 0.0
+
+    def objective(th: np.ndarray, z: np.ndarray) -> float:
+        return float(softplus(z).sum() - y @ z + 0.5 * l2 * (th[:F] @ th[:F]))
+
+    z = theta[:F] @ X + theta[F]
+    value = objective(theta, z)
+    hess = np.empty((F + 1, F + 1))
+    previous = np.inf
+    for _ in range(MAX_NEWTON_STEPS):
+        with np.errstate(over="ignore"):  # exp(-z) = inf gives p = 0, as it should
+            p = 1.0 / (1.0 + np.exp(-z))
+        grad = np.append(X @ (p - y), p.sum() - y_sum) + penalty * theta
+        if previous >= NEAR * n:  # near the optimum the last curvature serves
+            s = p * (1.0 - p)
+            sx = X * s
+            hess[:F, :F] = sx @ X.T
+            hess[:F, F] = hess[F, :F] = sx.sum(axis=1)
+            hess[F, F] = s.sum()
+            hess[np.diag_indices(F + 1)] += penalty
+        step = np.linalg.solve(hess, grad)
+        decrement = float(grad @ step)  # ~ twice the gain a full step promises
+        # Converged: what is left of the step is ~ sqrt(decrement / n) per parameter, far
+        # below any score's rounding; or the gradient no longer shrinks (its rounding floor).
+        if not decrement > DONE * n or (decrement < NEAR * n and decrement > 0.5 * previous):
+            break
+        previous = decrement
+        dz = step[:F] @ X + step[F]
+        size = 1.0
+        # Far from the optimum, backtrack (Armijo) until L decreases; near it, where L's
+        # rounding hides the gain, full steps converge (the curvature is accurate there).
+        while decrement >= NEAR * n and size > 1e-10:
+            trial = objective(theta - size * step, z - size * dz)
+            if trial <= value - 0.25 * size * decrement:
+                value = trial
+                break
+            size *= 0.5
+        theta = theta - size * step
+        z = z - size * dz
+    return theta
+
+
+class SplitFeatures:
+    """split_features of any set of a split's samples; computed once for the whole split
+    when that is small (SHARED_ELEMENTS), since the features of a sample depend on that
+    sample alone and every fold reads most of them."""
+
+    def __init__(self, conf: np.ndarray, pred: np.ndarray, T_max: int):
+        self.conf, self.pred, self.T_max = conf, pred, T_max
+        small = len(FEATURES) * conf.size <= SHARED_ELEMENTS
+        self.shared = split_features(conf, pred, T_max) if small else None
+
+    def __call__(self, columns: np.ndarray) -> list[np.ndarray]:
+        if self.shared is not None:
+            return [f[:, columns] for f in self.shared]
+        return split_features(self.conf[:, columns], self.pred[:, columns], self.T_max)
+
+
+def _train(features: SplitFeatures, safe, columns: np.ndarray, start=None) -> tuple:
+    """(weights, bias, means, scales) of a logistic regression on the given samples
+    (``columns``, from training_columns); ``start``: a model of the same form to begin the
+    fit at (mapped into these samples' standardised coordinates)."""
+    X = np.stack([f.reshape(-1) for f in features(columns)])  # [F, rows]
     y = safe[:, columns].reshape(-1)
-    means = X.mean(axis=0)
-    scales = X.std(axis=0)
+    means = X.mean(axis=1)
+    scales = X.std(axis=1)
     scales[scales == 0] = 1.0
     if y.all() or not y.any():  # one class only: a constant score
-        return (0.0,) * X.shape[1], 10.0 if y.all() else -10.0, tuple(means), tuple(scales)
-    model = LogisticRegression(C=1.0, max_iter=500, random_state=SEED)
-    model.fit((X - means) / scales, y)
+        return (0.0,) * X.shape[0], 10.0 if y.all() else -10.0, tuple(means), tuple(scales)
+    X -= means[:, None]
+    X /= scales[:, None]
+    if start is not None:  # a model (weights, bias, means, scales) in these coordinates
+        w, b, m, sd = (np.asarray(v, dtype=np.float64) for v in start)
+        start = np.append(w * scales / sd, b + float(w @ ((means - m) / sd)))
+    theta = logistic_fit(X, y, start=start)
     return (
-        tuple(float(w) for w in model.coef_[0]),
-        float(model.intercept_[0]),
+        tuple(float(w) for w in theta[:-1]),
+        float(theta[-1]),
         tuple(float(m) for m in means),
         tuple(float(s) for s in scales),
     )
+
+
+def training_columns(columns: np.ndarray, T: int, rng) -> np.ndarray:
+    """The samples one model trains on: all of ``columns``, or MAX_TRAIN_ROWS // T of them
+    drawn with ``rng`` when there are more."""
+    most = max(1, MAX_TRAIN_ROWS // T)
+    if len(columns) > most:
+        columns = np.sort(rng.choice(columns, most, replace=False))
+    return columns
 
 
 class LearnedOnline(OnlineRule):
@@ -143,6 +243,7 @@ class Learned(ExitPolicy):
     the out-of-fold scores (``threshold`` None) or keeps the given one."""
 
     name = "learned"
+    fit_version = 2  # trained to the objective's optimum (logistic_fit)
     summary = (
         "exit once a cross-fitted logistic-regression score of causal features (confidence, "
         "its change, answer stability, t) is above C"
@@ -209,16 +310,23 @@ class Learned(ExitPolicy):
             rng = np.random.default_rng(SEED)
             steps = np.arange(1, cal.T + 1)[:, None]
             safe = _oracle_steps(cal, "stays_correct")[None, :] <= steps
-            conf, pred = cal.confidence, cal.prediction
+            features = SplitFeatures(cal.confidence, cal.prediction, cal.T)
             fold_of = rng.permutation(cal.N) % folds
+            # Draws in a fixed order (each fold's training samples, then the final model's).
+            train_on = [training_columns(np.flatnonzero(fold_of != k), cal.T, rng)
+                        for k in range(folds)]  # fmt: skip
+            final = _train(features, safe, training_columns(np.arange(cal.N), cal.T, rng))
+            # Each fold's optimum is near the final model's: starting there saves Newton
+            # steps, not accuracy (the optimum is unique).
             oof = np.empty((cal.T, cal.N))
             part = Learned(folds=folds)
             for k in range(folds):
+                part._set_model(_train(features, safe, train_on[k], final))
                 held_out = np.flatnonzero(fold_of == k)
-                part._set_model(_train(conf, pred, safe, cal.T, np.flatnonzero(fold_of != k), rng))
-                feats = split_features(conf[:, held_out], pred[:, held_out], cal.T)
-                oof[:, held_out] = linear_score(feats, part)
-            final = _train(conf, pred, safe, cal.T, np.arange(cal.N), rng)
+                block = max(1, CHUNK_ELEMENTS // cal.T)
+                for lo in range(0, len(held_out), block):
+                    cols = held_out[lo : lo + block]
+                    oof[:, cols] = linear_score(features(cols), part)
             cal.cache[key] = (final, oof)
         final, oof = cal.cache[key]
         self._set_model(final)

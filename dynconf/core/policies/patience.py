@@ -119,6 +119,7 @@ class Patience(ExitPolicy):
             if best_key is None or key < best_key:
                 best, best_key = (c, k), key
             masked_dec.cache.clear()  # its ThresholdCache refers back to it: free it now
+            del masked_dec  # before the next k's copy is made
         if best is None:
             raise DynconfError("no patience k reaches the calibration target at this threshold")
         self.threshold_, self.k_ = best

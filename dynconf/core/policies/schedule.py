@@ -91,14 +91,18 @@ class SortedSteps:
     def __init__(self, dec: Decoded):
         conf = dec.confidence
         T, N = conf.shape
-        self.order = np.argsort(-conf, axis=1, kind="stable").astype(np.int32)
-        values = np.take_along_axis(conf, self.order, axis=1)
+        self.order = np.empty((T, N), np.int32)
         self.cuts = np.empty((T, N + 1))
         self.cuts[:, 0], self.cuts[:, N] = 1.0, -np.inf
-        self.cuts[:, 1:N] = values[:, 1:]
         self.distinct = np.ones((T, N + 1), bool)
-        self.distinct[:, 1:N] = values[:, :-1] > values[:, 1:]
-        self.correct = np.take_along_axis(dec.correct, self.order, axis=1)
+        self.correct = np.empty((T, N), dec.correct.dtype)
+        for t in range(T):  # one step at a time: no [T, N] temporaries besides the results
+            order = np.argsort(-conf[t], kind="stable")
+            values = conf[t][order]
+            self.order[t] = order
+            self.cuts[t, 1:N] = values[1:]
+            np.greater(values[:-1], values[1:], out=self.distinct[t, 1:N])
+            self.correct[t] = dec.correct[t][order]
 
     def induction(self, dec: Decoded, weight: float, monotone: bool) -> tuple[float, ...]:
         """fit_schedule with one threshold per step, from the shared order (same result)."""

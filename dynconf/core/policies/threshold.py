@@ -39,13 +39,18 @@ class ThresholdCache:
         # are one contiguous, increasing run of the flat arrays.
         is_record = np.empty((T, N), bool)
         is_record[0] = True
-        if T > 1:
-            running_max = np.maximum.accumulate(conf, axis=0)
-            np.greater(conf[1:], running_max[:-1], out=is_record[1:])
+        if T > 1:  # step by step: one [N] running maximum, not a [T, N] one
+            running_max = conf[0].copy()
+            for t in range(1, T):
+                np.greater(conf[t], running_max, out=is_record[t])
+                np.maximum(running_max, conf[t], out=running_max)
         sample, step0 = np.nonzero(is_record.T)
+        del is_record
         self.rec_values = conf[step0, sample]
         self.rec_steps = (step0 + 1).astype(np.int32)
+        del step0
         counts = np.bincount(sample, minlength=N)
+        del sample
         self.ends = np.cumsum(counts)
         self.starts = self.ends - counts
         self._search_rounds = int(counts.max()).bit_length()
@@ -134,22 +139,27 @@ class ThresholdCache:
         next_steps = np.empty_like(steps)
         next_steps[:-1] = steps[1:]
         next_steps[self.ends - 1] = T  # after a sample's last record it runs to T
-        sample = np.repeat(self._columns, self.ends - self.starts)
-        flat_now = (steps.astype(np.int64) - 1) * self.N + sample
-        flat_next = (next_steps.astype(np.int64) - 1) * self.N + sample
-        d_latency = (next_steps - steps).astype(np.int64)
-        d_correct = self._flat_correct[flat_next].astype(np.int64) - self._flat_correct[flat_now]
+        # Correctness read sample-major, where a sample's records are neighbours in memory.
+        by_sample = np.ascontiguousarray(self.dec.correct.T).reshape(-1)
+        flat = np.repeat(np.arange(self.N, dtype=np.int64) * T - 1, self.ends - self.starts)
+        flat += next_steps
+        d_correct = by_sample[flat].astype(np.int8)
+        flat -= next_steps - steps
+        d_correct -= by_sample[flat]
+        del flat, by_sample
+        d_latency = next_steps - steps
+        del next_steps
         if order is None:
             order = self._order
         if order is None:
             order = np.argsort(self.rec_values)  # ties need no order: they pass together
         self._order = None
-        zero = np.zeros(1, np.int64)
-        self._events = (
-            self.rec_values[order],
-            np.concatenate([zero, np.cumsum(d_latency[order])]),
-            np.concatenate([zero, np.cumsum(d_correct[order])]),
-        )
+        cum_latency = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(d_latency[order], dtype=np.int64, out=cum_latency[1:])
+        del d_latency
+        cum_correct = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(d_correct[order], dtype=np.int64, out=cum_correct[1:])
+        self._events = (self.rec_values[order], cum_latency, cum_correct)
 
     def sweep_counts(self, thresholds) -> tuple[np.ndarray, np.ndarray]:
         """Exact (sum of exit steps, number correct) for each threshold, any order."""
@@ -282,21 +292,34 @@ def exact_choice(cal: Decoded, tolerance: float = 0.0) -> tuple[float, int, int]
     if cache._events is None:
         cache._build_events()
     values, cum_latency, cum_correct = cache._events
-    last = np.flatnonzero(np.append(values[1:] != values[:-1], True))  # per distinct value
-    below = values[0] > 0.0  # C = 0 passes no record: every sample exits at step 1
-    head = 1 if below else 0
-    thresholds = np.concatenate([np.zeros(head), values[last], [1.0]])
-    passed = np.concatenate([np.zeros(head, np.int64), last + 1, [len(values)]])
-    if values[-1] >= 1.0:  # 1.0 is already a record value: no separate candidate
-        thresholds, passed = thresholds[:-1], passed[:-1]
-    latency = cal.N + cum_latency[passed]
-    correct = cache.baseline_counts[0] + cum_correct[passed]
-    ok = np.flatnonzero(correct >= need)
-    if ok.size == 0:
+    # Records passed at each distinct value (the last record with that value, plus one).
+    passed = np.flatnonzero(np.append(values[1:] != values[:-1], True))
+    passed += 1
+    latency = cum_latency[passed]
+    latency += cal.N
+    correct = cum_correct[passed]
+    correct += cache.baseline_counts[0]
+    # Candidates in increasing C: 0.0 when below every record (no record passed: every
+    # sample exits at step 1), each distinct value, and 1.0 unless it is a record value
+    # (it passes every record). The key is (latency, -correct, -position): the highest C
+    # among the fastest and most correct.
+    keys = []
+    if values[0] > 0.0:
+        keys.append((int(cal.N + cum_latency[0]), int(cache.baseline_counts[0]), -1, 0.0))
+    ok = correct >= need
+    if ok.any():
+        fastest = np.where(ok, latency, np.iinfo(np.int64).max)
+        among = np.flatnonzero(fastest == fastest.min())
+        del fastest
+        best = int(among[correct[among] == correct[among].max()][-1])
+        keys.append((int(latency[best]), int(correct[best]), best, float(values[passed[best] - 1])))
+    if values[-1] < 1.0:
+        keys.append((int(latency[-1]), int(correct[-1]), len(passed), 1.0))
+    keys = [k for k in keys if k[1] >= need]
+    if not keys:
         raise DynconfError("no threshold reaches the calibration target")
-    fastest = ok[latency[ok] == latency[ok].min()]
-    best = fastest[correct[fastest] == correct[fastest].max()][-1]  # the highest C
-    return float(thresholds[best]), int(latency[best]), int(correct[best])
+    lat, n_correct, _, c = min(keys, key=lambda k: (k[0], -k[1], -k[2]))
+    return c, lat, n_correct
 
 
 def choose_threshold(
