@@ -261,10 +261,14 @@ def get_policy_fronts(
 ):
     """Each policy of get_policy_comparison swept over its calibration candidates on
     ``split``, with its Pareto front (dynconf.core.policies.comparison.policy_fronts)."""
+    from dynconf.report.front_cache import fronts_of
+
     view = get_analysis(path, split, decoder, kappa)
+    comparison = get_policy_comparison(path, cal, split, decoder, kappa, tolerance, auto_kappa)
+    # Read back from the run's analysis cache when a page or an export swept them before.
     return _spinning(
         "Sweeping every exit policy's candidates on the evaluation split...",
-        lambda: view.policy_fronts(cal, tolerance, auto_kappa),
+        lambda: fronts_of(view, cal, tolerance, comparison, auto_kappa),
     )
 
 

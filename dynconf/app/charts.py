@@ -6,13 +6,18 @@ when a download button is clicked (deferred data), so drawing a page never waits
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from dynconf.app.state import Context
 from dynconf.core.selection import calibration_split
-from dynconf.report import export, figures, presets
+
+if TYPE_CHECKING:
+    from dynconf.report import figures
+
+# dynconf.report (Plotly, pandas) loads in the functions that draw, not on import: the
+# explorer sends its first chart before any of them runs.
 
 
 def show_chart(chart: figures.Chart, key: str, **kwargs: Any) -> Any:
@@ -58,6 +63,8 @@ def preset_menu(key: str, where: Any = st) -> str:
     its own small menu showing it (a widget key must be unique on a page), and choosing in
     any one of them changes it for all.
     """
+    from dynconf.report import presets
+
     names = list(presets.preset_names())
     current = st.session_state.get(PRESET_KEY, presets.DEFAULT_PRESET)
     if current not in names:
@@ -90,6 +97,8 @@ def download_row(chart: figures.Chart, key: str) -> None:
     The images are ``export.figure_bytes(chart.figure, fmt, preset)``: the very function the
     figure pack and ``dynconf export`` draw with, so a download is the exported figure.
     """
+    from dynconf.report import export
+
     row = st.container(horizontal=True, gap="small")
     fig = chart.figure
     preset = preset_menu(key, row)
@@ -125,6 +134,8 @@ def pack_buttons(ctx: Context, key: str, res: Any) -> None:
     threshold chosen on calibration and the fitted policies are the ones the pages show, so
     building the pack computes only what no page has yet, and renders the images.
     """
+    from dynconf.report import export
+
     cal = calibration_split(ctx.run, ctx.split)
     stem = f"{ctx.listing.name}_{ctx.split}_{ctx.decoder}_C{ctx.threshold:.4g}"
     # One wrapping row sized by its content: columns cut "Figure pack (ZIP)" at 1024 px.
@@ -164,5 +175,7 @@ def pack_buttons(ctx: Context, key: str, res: Any) -> None:
 def figure_pack(view: Any, threshold: float, calibration: str | None, preset: str) -> dict:
     """File name -> bytes of the figure pack of ``view`` at ``threshold``: every page's
     figures (dynconf.report.export.collect_figures), their CSV, metrics.tex and .json."""
+    from dynconf.report import export
+
     charts, result, info = export.collect_figures(view, threshold, calibration)
     return export.pack_files(view.run, charts, result, info, preset=preset)

@@ -115,22 +115,12 @@ def _payload_store(an: Any, res: Any, classes: list[str]) -> tuple[Any, str | No
     disk = an.disk_cache(small=True)
     if disk is None:
         return None, None
-    key = an.disk_key("instant_payload", _code_digest(), float(res.threshold), list(classes))
+    from dynconf.core.analysis_cache import code_digest
+
+    # The code the payload comes from: a payload other code built is never read back.
+    code = code_digest("core", "report", "app/instant.py")
+    key = an.disk_key("instant_payload", code, float(res.threshold), list(classes))
     return disk, key
-
-
-@cache
-def _code_digest() -> str:
-    """A digest of the library code the payload comes from (dynconf/core, dynconf/report and
-    this module): a payload kept by other code is never read back."""
-    import hashlib
-
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted([*root.glob("core/**/*.py"), *root.glob("report/**/*.py"),
-                        Path(__file__).resolve()]):  # fmt: skip
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:20]
 
 
 # --------------------------------------------------------------------------- mounting

@@ -25,7 +25,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 ASSETS = Path(__file__).with_name("instant_assets")
 # dynconf.report.explorer.PLOTLY_BUNDLE, named here without importing that module (numpy,
 # plotly); tests/app/test_instant.py checks the two agree.
-BUNDLE = Path(__file__).resolve().parents[1] / "report/explorer/vendor/plotly-basic.min.js"
+PLOTLY_BUNDLE = Path(__file__).resolve().parents[1] / "report/explorer/vendor/plotly-basic.min.js"
 LIBRARY_KEY = "dynconf-plotly"
 # Where a figure's height is not in its layout: Plotly's own default.
 DEFAULT_HEIGHT = 450
@@ -39,7 +39,7 @@ def _read(name: str) -> str:
 def library_component() -> Any:
     """``dynconf.plotly``: the bundle, then a note that wakes whoever waits for it. Plotly
     puts its styles into the document's head: no shadow root."""
-    js = BUNDLE.read_text(encoding="utf-8") + "\n" + _read("plotly_ready.js")
+    js = PLOTLY_BUNDLE.read_text(encoding="utf-8") + "\n" + _read("plotly_ready.js")
     return st.components.v2.component("dynconf.plotly", js=js, isolate_styles=False)
 
 

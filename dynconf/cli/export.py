@@ -111,16 +111,23 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
         raise DynconfError("give --out FOLDER (figures), --html FILE (the report), or both")
     formats = export.parse_formats(args.formats)
     run = load_run(run_path(args.run_dir))
-    if args.out is not None:
-        render.start_renderer()  # Chromium starts while the run is decoded and analysed
-    split = args.split or default_split(run)
-    calibration = args.calibration or calibration_split(run, split)
-    result: dict[str, Any] = {}
-    if args.out is not None:
-        result.update(_figures(args, run, split, calibration, formats))
-    if getattr(args, "html", None) is not None:
-        result.update(html_export.run(args, run, split, calibration))
-    return result
+    # Chromium starts while the run is decoded and analysed. It is stopped here, started or
+    # not, before the process exits: a browser still starting when an error ends the
+    # command would outlive its temporary profile.
+    starting = render.start_renderer() if args.out is not None else None
+    try:
+        split = args.split or default_split(run)
+        calibration = args.calibration or calibration_split(run, split)
+        result: dict[str, Any] = {}
+        if args.out is not None:
+            result.update(_figures(args, run, split, calibration, formats))
+        if getattr(args, "html", None) is not None:
+            result.update(html_export.run(args, run, split, calibration))
+        return result
+    finally:
+        if starting is not None:
+            starting.join(timeout=120)
+            render.close_renderer()
 
 
 def _figures(args, run, split: str, calibration: str | None, formats) -> dict[str, Any]:

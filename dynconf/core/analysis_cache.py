@@ -35,6 +35,7 @@ Location: ``DYNCONF_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/dynconf``, else
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -47,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from dynconf.core.atomic import atomic_write
-from dynconf.core.safeopen import open_regular
+from dynconf.core.safeopen import open_regular, read_regular_bytes
 from dynconf.errors import DynconfError
 
 DEFAULT_MAX_BYTES = 1 << 30
@@ -82,6 +83,23 @@ def cache_key(*parts) -> str:
     """A stable hex key for JSON-able parts (module doc)."""
     text = json.dumps(_plain(list(parts)), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+@functools.lru_cache(maxsize=8)
+def code_digest(*parts: str) -> str:
+    """A digest of dynconf's own source under ``parts`` (subpackages such as "core" or
+    modules such as "app/instant.py", relative to the package): put in a key, it makes an
+    entry that older or newer code wrote a miss, since the code computes what it holds."""
+    package = Path(__file__).resolve().parents[1]
+    paths = set()
+    for part in parts:
+        where = package / part
+        paths.update(where.rglob("*.py") if where.is_dir() else [where])
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        source = read_regular_bytes(path, "dynconf source file", max_bytes=1 << 24)
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + source)
+    return digest.hexdigest()[:20]
 
 
 @dataclass(eq=False)

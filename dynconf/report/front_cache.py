@@ -16,9 +16,6 @@ policy, the cache turned off) sweeps as before; a damaged or mismatched entry is
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,9 +23,13 @@ import numpy as np
 FORMAT = 1  # bump when what an entry holds changes
 
 
-def fronts_of(view: Any, calibration: str, tolerance: float, comparison: Any) -> list:
-    """The view's policy fronts on ``calibration``'s fits (``comparison``): read from the
-    analysis cache when held there, else the view's own (swept once, then stored)."""
+def fronts_of(
+    view: Any, calibration: str, tolerance: float, comparison: Any, auto_kappa: bool = False
+) -> list:
+    """The view's policy fronts on ``calibration``'s fits (``comparison``, fitted with the
+    same ``auto_kappa``): read from the analysis cache when held there, else the view's own
+    (swept once, then stored). The key names each fit's decoder and kappa, so fits whose
+    kappa was chosen on calibration share an entry only with fits of that same kappa."""
     from dynconf.report import viewdata
 
     if not callable(getattr(view, "policy_fronts", None)):
@@ -38,7 +39,7 @@ def fronts_of(view: Any, calibration: str, tolerance: float, comparison: Any) ->
         fronts = _restore(cache.get(key), comparison)
         if fronts is not None:
             return fronts
-    fronts = view.policy_fronts(calibration, tolerance)
+    fronts = view.policy_fronts(calibration, tolerance, auto_kappa)
     if cache is not None:
         cache.put(key, *_state(fronts))
     return fronts
@@ -63,18 +64,12 @@ def _cache_and_key(view, calibration, tolerance, comparison) -> tuple[Any, str |
     return (cache, key) if key is not None else (None, None)
 
 
-@functools.lru_cache(maxsize=1)
 def core_digest() -> str:
-    """A digest of the source of dynconf.core (decoders, policies, results, Pareto front):
-    any change to the code that sweeps a front makes a new key."""
-    import dynconf.core
+    """A digest of dynconf.core's source: any change to the code that sweeps a front makes
+    a new key."""
+    from dynconf.core.analysis_cache import code_digest
 
-    root = Path(dynconf.core.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
+    return code_digest("core")
 
 
 def _state(fronts: list) -> tuple[dict, dict]:

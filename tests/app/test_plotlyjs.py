@@ -26,8 +26,8 @@ def oracle_spec(at) -> dict:
 
 
 def test_the_bundle_is_the_explorers():
-    assert shared.PLOTLY_BUNDLE.resolve() == plotlyjs.BUNDLE
-    assert plotlyjs.BUNDLE.is_file()
+    assert shared.PLOTLY_BUNDLE.resolve() == plotlyjs.PLOTLY_BUNDLE
+    assert plotlyjs.PLOTLY_BUNDLE.is_file()
 
 
 def test_oracle_page_draws_the_librarys_figure_with_the_vendored_bundle(env):

@@ -13,7 +13,6 @@ from dynconf.app import charts, instant, state
 from dynconf.app.routes import page_path
 from dynconf.app.text import md_escape
 from dynconf.core.formatting import pct
-from dynconf.report import figures
 
 instant.load_plotly()  # first: the browser parses Plotly.js while the server works
 ctx = state.context()
@@ -122,6 +121,8 @@ if clicked is not None:
 
 def download_charts() -> list:
     """The four figures at the app's threshold: the files of `dynconf export`."""
+    from dynconf.report import figures
+
     names = ("accuracy_latency", "exit_histogram", "threshold_response", "exit_scatter")
     keys = ("explorer-plane", "explorer-hist", "explorer-response", "explorer-scatter")
     return [

@@ -20,14 +20,14 @@ import zlib
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.io as pio
 
 from dynconf.core import records as rec_mod
-from dynconf.report import figures
-from dynconf.report.style import plotly_text
+
+if TYPE_CHECKING:
+    from dynconf.report import figures
 
 ASSETS = Path(__file__).parent
 PLOTLY_BUNDLE = ASSETS / "vendor" / "plotly-basic.min.js"
@@ -90,6 +90,8 @@ def template(chart: figures.Chart, clear: list[int]) -> dict:
     fig = chart.figure
     for i in clear:
         fig.data[i].update(x=[], y=[], customdata=None, text=None)
+    import plotly.io as pio
+
     return json.loads(pio.to_json(fig, validate=False))
 
 
@@ -146,6 +148,11 @@ def build_payload(
     into the header as is; ``decorate`` may add fixed marks to the figure templates (a dict
     name -> Plotly JSON) after the moving traces' indices are taken.
     """
+    # Plotly and pandas load here, not on import: a page whose payload is cached on disk
+    # draws its first chart without them.
+    from dynconf.report import figures
+    from dynconf.report.style import plotly_text
+
     r = rec_mod.build_records(dec, data.spikes)
     plane = figures.accuracy_latency(
         views["baseline"], res, capped=views["capped"], oracle=views["oracle"],
