@@ -33,6 +33,16 @@ def show_chart(chart: figures.Chart, key: str, **kwargs: Any) -> Any:
     return event
 
 
+def show_figure(chart: figures.Chart, key: str) -> None:
+    """Draw a chart with the vendored Plotly.js (dynconf/app/plotlyjs.py), its download
+    buttons underneath: a new tab then skips Streamlit's own, four times larger, Plotly.js.
+    For charts whose clicks the page does not read."""
+    from dynconf.app import plotlyjs
+
+    plotlyjs.figure(chart.figure, key=key, config={"displaylogo": False})
+    download_row(chart, key)
+
+
 def clicked_position(event: Any, where: str) -> int | None:
     """The split position of a newly clicked exit-scatter point, else None.
 

@@ -85,8 +85,7 @@ chart = figures.build_figure(
     "oracle_bound", an, threshold=ctx.threshold, variant=variant, never=never,
     show_all=show_all,
 )  # fmt: skip
-plotlyjs.figure(chart.figure, key="oracle-fig1", config={"displaylogo": False})
-charts.download_row(chart, "oracle-fig1")
+charts.show_figure(chart, key="oracle-fig1")
 
 st.subheader("All oracle readings at the full length")
 rows = []

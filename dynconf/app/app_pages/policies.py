@@ -82,13 +82,6 @@ def show_results(slot, rows: list[dict], cal: str, split: str) -> None:
                    width="stretch", column_config=config)  # fmt: skip
 
 
-def show_chart(chart, key: str) -> None:
-    """A chart drawn with the vendored Plotly.js (dynconf/app/plotlyjs.py: a fresh tab
-    skips Streamlit's own, four times larger, Plotly.js), its downloads underneath."""
-    plotlyjs.figure(chart.figure, key=key, config={"displaylogo": False})
-    charts.download_row(chart, key)
-
-
 def verdict(comparison, tolerance: float, T_max: int, split: str) -> str:
     """One sentence (markdown, names escaped): the fastest rule that keeps full accuracy on
     the evaluation split (the T_max baseline minus the tolerance), and how the next fastest
@@ -189,7 +182,7 @@ for name, why in comparison.skipped.items():
 fronts = caches.get_policy_fronts(
     ctx.listing.path, cal, ctx.split, ctx.decoder, ctx.kappa, tolerance, auto_kappa
 )
-show_chart(
+charts.show_figure(
     figures.policy_fronts(
         analysis.baseline,
         fronts,
@@ -250,11 +243,11 @@ m1.metric(f"Accuracy on {ctx.split}", pct(res.accuracy))
 m2.metric(f"Mean latency on {ctx.split}", f"{res.mean_latency:.2f}")
 m3.metric("Exit before T_max", pct(float((res.exit_steps < ctx.run.T_max).mean()), 1))
 where = f"{name} ({fit.description})" if fit.description else name
-show_chart(
+charts.show_figure(
     figures.exit_histogram(res, ctx.run.T_max, title=f"Exit steps of {where} on {ctx.split}"),
     key="policies-exit-histogram",
 )
-show_chart(
+charts.show_figure(
     figures.exit_scatter(
         res,
         analysis.data.labels,

@@ -26,8 +26,9 @@ THRESHOLDS_PER_K = 400  # display candidates per k for the policy's front
 
 
 def stable_steps(prediction: np.ndarray) -> np.ndarray:
-    """How many consecutive steps up to and including t the answer has been the same [T, N]."""
-    run = np.ones(prediction.shape, np.int32)
+    """How many consecutive steps up to and including t the answer has been the same [T, N]
+    (at most T: int16 where that fits, since it is kept for every k)."""
+    run = np.ones(prediction.shape, np.int16 if prediction.shape[0] < (1 << 15) else np.int32)
     for t in range(1, prediction.shape[0]):
         same = prediction[t] == prediction[t - 1]
         run[t] = np.where(same, run[t - 1] + 1, 1)
