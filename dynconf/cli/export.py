@@ -19,7 +19,7 @@ from dynconf.core.formatting import pct
 from dynconf.core.selection import calibration_split, default_split
 from dynconf.core.store import load_run
 from dynconf.errors import DynconfError
-from dynconf.report import export, render
+from dynconf.report import export, registry, render
 from dynconf.report.presets import DEFAULT_PRESET, PRESETS, preset_names
 from dynconf.report.viewdata import make_view
 
@@ -141,6 +141,8 @@ def _figures(args, run, split: str, calibration: str | None, formats) -> dict[st
     bad = [t for t in args.steps if not 1 <= t <= run.T_max]
     if bad:
         raise DynconfError(f"--steps: {bad[0]} is not a step of this run (1..{run.T_max})")
+    for sample_id in args.samples:  # refused before any figure is built or rendered
+        registry.sample_position(view, sample_id)
     images = export.ImageBatch(formats, args.preset)  # each figure renders once it is built
     charts, result, context = export.collect_figures(
         view,

@@ -55,6 +55,7 @@ def chromium_path() -> str:
 # machine); a tab here is reloaded only after this many images, which bounds what a page
 # can accumulate while sparing the reload for all the others.
 RELOAD_EVERY = 64
+CLOSE_WAIT_S = 120.0  # the longest close() waits for images still rendering
 
 
 def _browser_class(kaleido: Any, reload_every: int) -> type:
@@ -87,6 +88,11 @@ class Renderer:
                 "static export needs the kaleido package (pip install kaleido)"
             ) from exc
         self.tabs = tabs
+        # Jobs still rendering, so that close() lets them finish first, and whether it has
+        # begun (a job submitted after that is cancelled, never started).
+        self._inflight: set[Future] = set()
+        self._inflight_lock = threading.Lock()
+        self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -106,13 +112,33 @@ class Renderer:
         """Start rendering one (figure dict, kaleido opts) job and return at once: the Future
         gives its bytes. Jobs submitted while others render queue for the next free tab, so
         a caller can hand over each figure as soon as it is built and go on computing."""
-        return asyncio.run_coroutine_threadsafe(self._kaleido.calc_fig(fig, opts=opts), self._loop)
+        with self._inflight_lock:
+            if self._closing:
+                future: Future = Future()
+                future.cancel()
+                return future
+            future = asyncio.run_coroutine_threadsafe(
+                self._kaleido.calc_fig(fig, opts=opts), self._loop
+            )
+            self._inflight.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: Future) -> None:
+        with self._inflight_lock:
+            self._inflight.discard(future)
 
     def render_many(self, jobs: Sequence[tuple[dict, dict]]) -> list[bytes]:
         """Bytes of each (figure dict, kaleido opts) job, in order; all run concurrently."""
         return results([self.submit(fig, opts) for fig, opts in jobs])
 
     def close(self) -> None:
+        """Let the images still rendering finish (closing under them would leave their tasks
+        failing with no one to receive the error), then stop the browser and its loop."""
+        with self._inflight_lock:
+            self._closing = True
+            running = list(self._inflight)
+        wait(running, timeout=CLOSE_WAIT_S)
         try:
             self._call(self._kaleido.close())
         finally:
