@@ -52,8 +52,7 @@ def _read(name: str) -> str:
 
 
 @cache
-def _components() -> tuple[Any, Any, Any]:
-    library = plotlyjs.library_component()
+def _components() -> tuple[Any, Any]:
     data = st.components.v2.component(
         "dynconf.instant_data", js=_read("data.js"), isolate_styles=False
     )
@@ -64,12 +63,7 @@ def _components() -> tuple[Any, Any, Any]:
         js=shared.view_js() + "\n" + _read("host.js"),
         isolate_styles=False,
     )
-    return library, data, view
-
-
-# Start loading Plotly.js in the browser (1.1 MB to parse), first on the page, so that it
-# overlaps with the server's work (the entry script mounts it before its own imports).
-load_plotly = plotlyjs.load_plotly
+    return data, view
 
 
 # --------------------------------------------------------------------------- payload
@@ -163,7 +157,8 @@ def control(threshold: float, res: Any, extra: dict | None = None) -> dict:
 def explorer(an: Any, res: Any, threshold: float, classes: list[str], extra: dict | None = None):
     """Mount the instant explorer; returns the component's result (``.pick``: a clicked
     sample's position in the split, once)."""
-    _, data_component, view_component = _components()
+    plotlyjs.load_plotly()  # a no-op where the entry script mounted it first
+    data_component, view_component = _components()
     pid, blob = payload(an, res, classes)
     data_component(data=blob, key=f"instant-data-{pid}", height=0)
     msg = {"pid": pid, **control(threshold, res, extra)}

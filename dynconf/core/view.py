@@ -406,7 +406,7 @@ def nbytes_of(value: Any, skip: tuple = (), _depth: int = 0, _seen: set | None =
 
 def frozen(value: Any, _depth: int = 0) -> Any:
     """``value``, every numpy array it holds made read-only: a view is shared by the app's
-    sessions, so a page writing into a kept array would show its edit to the next session.
+    browser sessions, so a page writing into a kept array would show its edit to every other.
     Walks attributes, tuples, lists and dict values a few levels deep; a Decoded (read-only
     already, with policy caches of its own) and other views are left as they are."""
     if isinstance(value, np.ndarray):

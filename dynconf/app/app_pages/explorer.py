@@ -14,7 +14,6 @@ from dynconf.app.routes import page_path
 from dynconf.app.text import md_escape
 from dynconf.core.formatting import pct
 
-instant.load_plotly()  # first: the browser parses Plotly.js while the server works
 ctx = state.context()
 an = ctx.analysis
 T = ctx.run.T_max

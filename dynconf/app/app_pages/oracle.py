@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dynconf.app import charts, plotlyjs, state
+from dynconf.app import charts, state
 from dynconf.core.formatting import pct
 from dynconf.report import figures
 
@@ -16,7 +16,6 @@ CONVENTIONS = {
     "step1": "stop at step 1 (omniscient)",
 }
 
-plotlyjs.load_plotly()  # first: the browser parses Plotly.js while the server works
 ctx = state.context()
 an = ctx.analysis
 T = ctx.run.T_max

@@ -9,7 +9,7 @@ a cell with nothing to say shows a dash.
 import pandas as pd
 import streamlit as st
 
-from dynconf.app import caches, charts, plotlyjs, state
+from dynconf.app import caches, charts, state
 from dynconf.app.text import md_escape
 from dynconf.core.decoders import DECODERS, kappa_label
 from dynconf.core.formatting import pct
@@ -114,7 +114,6 @@ def verdict(comparison, tolerance: float, T_max: int, split: str) -> str:
     return text + "."
 
 
-plotlyjs.load_plotly()  # first: the browser parses Plotly.js while the server fits
 ctx = state.context()
 st.title("Exit policies")
 st.caption(
